@@ -1,0 +1,244 @@
+"""The one thin base of `datamodules/`: read -> clean -> subsample -> split -> tokenise (cached).
+
+A dataset's DataModule only says where its files are, how to read rows and which labels exist; this
+base does the rest identically for all of them, so every dataset gets the same cleaning report,
+leak-free splits and token cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules import token_cache
+from datamodules.cleaning import CleaningReport, RawExamples, clean
+from datamodules.splitting import SPLIT_ALIASES, SPLITS, stratified_split, stratified_subsample
+from experiments.errors import DataError
+
+# (prepared-data key, lazy train texts) -> tokenizer. The `tiny` backbone trains its tokenizer on the
+# train split, so the texts are only computed when the tokenizer is not cached yet.
+TokenizerLoader = Callable[[str, Callable[[], list[str]]], Any]
+
+_NOT_DATA_SHAPING = {"batch_size", "eval_batch_size", "num_workers"}
+
+
+@dataclass
+class PreparedSplits:
+    texts: dict[str, list[str]]
+    labels: dict[str, list[str]]
+    label_names: list[str]
+    report: CleaningReport
+
+
+class TokenizedSplit(Dataset):
+    """Token ids padded to the split's longest text; batches are trimmed to their own longest."""
+
+    def __init__(self, input_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
+        self.input_ids, self.lengths, self.labels = input_ids, lengths, labels
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        ix = torch.as_tensor(idx, dtype=torch.long)
+        lens = self.lengths[ix].long()
+        width = int(lens.max())
+        return {
+            "input_ids": self.input_ids[ix, :width].long(),
+            "attention_mask": (torch.arange(width)[None, :] < lens[:, None]).long(),
+            "labels": self.labels[ix].long(),
+        }
+
+
+class TextClassificationDataModule(pl.LightningDataModule):
+    """Base for text-classification data sets. Subclasses implement `source_files`, `read` and
+    `allowed_labels`; `setup` produces `train/val/test` TokenizedSplits and `label_names`."""
+
+    name: ClassVar[str]
+    language: ClassVar[str]
+
+    def __init__(self, cfg: Any, tokenizer_loader: TokenizerLoader, console: Console | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer_loader = tokenizer_loader
+        self.console = console or Console()
+        self.tokenizer: Any = None
+        self.report: CleaningReport | None = None
+        self.label_names: list[str] = []
+        self.splits: dict[str, TokenizedSplit] = {}
+        self.cache_hit: bool | None = None
+        self.data_fingerprint = ""
+        self.tokenizer_fingerprint = ""
+        self.cache_key = ""
+        self._prepared: PreparedSplits | None = None
+
+    # --- what a dataset provides -------------------------------------------------------------
+    def source_files(self) -> list[Path]:
+        """The files the rows come from (fetched if they are an asset)."""
+        raise NotImplementedError
+
+    def read(self) -> RawExamples:
+        raise NotImplementedError
+
+    def allowed_labels(self) -> list[str] | None:
+        """The label set in order, or None to take the labels found in the data."""
+        return None
+
+    @property
+    def source_name(self) -> str:
+        return self.name
+
+    # --- shared pipeline ---------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.source_files()
+
+    def options(self) -> dict[str, Any]:
+        return self.cfg.model_dump(mode="json", exclude=_NOT_DATA_SHAPING)
+
+    def prepared(self) -> PreparedSplits:
+        """Read, clean, subsample and split (kept in memory; not needed on a cache hit)."""
+        if self._prepared is not None:
+            return self._prepared
+        cfg = self.cfg
+        raw = self.read()
+        allowed = self.allowed_labels()
+        data, report = clean(raw, allowed, self.source_name,
+                             drop_duplicates=cfg.drop_duplicates, drop_conflicts=cfg.drop_conflicts)  # fmt: skip
+        if not data.texts:
+            raise DataError(
+                f"{self.source_name}: no examples left after cleaning ({report.summary()}). "
+                "Check the text and label columns, the allowed labels and the file's encoding."
+            )
+        order = list(range(len(data.texts)))
+        if data.split is not None:
+            assignment = []
+            for i, s in enumerate(data.split):
+                assignment.append(SPLIT_ALIASES.get(str(s).strip().lower(), ""))
+            if bad := sorted({data.split[i] for i, a in enumerate(assignment) if not a}):
+                raise DataError(
+                    f"{self.source_name}: split column has values {bad[:5]} that are not train/val/test."
+                )
+        else:
+            if cfg.subsample is not None:
+                order = stratified_subsample(data.labels, cfg.subsample, cfg.split_seed)
+            labels = [data.labels[i] for i in order]
+            assignment = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+        if data.split is not None and cfg.subsample is not None:
+            keep = set(stratified_subsample(data.labels, cfg.subsample, cfg.split_seed))
+            pairs = [(i, a) for i, a in zip(order, assignment) if i in keep]
+            order, assignment = [p[0] for p in pairs], [p[1] for p in pairs]
+        texts: dict[str, list[str]] = {s: [] for s in SPLITS}
+        labels_by: dict[str, list[str]] = {s: [] for s in SPLITS}
+        for i, split in zip(order, assignment):
+            texts[split].append(data.texts[i])
+            labels_by[split].append(data.labels[i])
+        empty = [s for s in SPLITS if not texts[s]]
+        if empty:
+            raise DataError(
+                f"{self.source_name}: split(s) {', '.join(empty)} are empty "
+                f"({', '.join(f'{s}={len(texts[s])}' for s in SPLITS)}); use more data or larger fractions."
+            )
+        names = allowed if allowed is not None else sorted({lab for lab in data.labels})
+        self._prepared = PreparedSplits(texts=texts, labels=labels_by, label_names=list(names), report=report)
+        return self._prepared
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        files = self.source_files()
+        self.data_fingerprint = token_cache.files_fingerprint(files)
+        opts = self.options()
+        max_length = opts.pop("max_length")
+        prep_key = token_cache.fingerprint("prepared", self.name, self.data_fingerprint, opts)
+        self.tokenizer = self.tokenizer_loader(prep_key, lambda: self.prepared().texts["train"])
+        self.tokenizer_fingerprint = token_cache.tokenizer_fingerprint(self.tokenizer)
+        self.cache_key = token_cache.fingerprint(prep_key, self.tokenizer_fingerprint, max_length)
+
+        cached = token_cache.load(self.cache_key)
+        self.cache_hit = cached is not None
+        if cached is None:
+            cached = self._tokenize_and_store(max_length)
+        meta = cached.meta
+        self.label_names = meta["label_names"]
+        self.report = CleaningReport.from_dict(meta["report"])
+        for s in SPLITS:
+            self.splits[s] = TokenizedSplit(
+                cached.tensors[f"{s}.input_ids"], cached.tensors[f"{s}.lengths"], cached.tensors[f"{s}.labels"]
+            )
+        self.print_report()
+
+    def _tokenize_and_store(self, max_length: int) -> token_cache.CachedSplits:
+        prep = self.prepared()
+        index = {name: i for i, name in enumerate(prep.label_names)}
+        pad = self.tokenizer.pad_token_id or 0
+        tensors: dict[str, torch.Tensor] = {}
+        counts: dict[str, dict[str, int]] = {}
+        for s in SPLITS:
+            enc = self.tokenizer(prep.texts[s], truncation=True, max_length=max_length, padding=False,
+                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # fmt: skip
+            lengths = torch.tensor([len(e) for e in enc], dtype=torch.int32)
+            ids = torch.full((len(enc), int(lengths.max())), pad, dtype=torch.int32)
+            for row, e in enumerate(enc):
+                ids[row, : len(e)] = torch.tensor(e, dtype=torch.int32)
+            tensors[f"{s}.input_ids"] = ids
+            tensors[f"{s}.lengths"] = lengths
+            tensors[f"{s}.labels"] = torch.tensor([index[lab] for lab in prep.labels[s]], dtype=torch.int64)
+            counts[s] = dict(sorted(Counter(prep.labels[s]).items()))
+        meta = {
+            "label_names": prep.label_names,
+            "report": prep.report.to_dict(),
+            "class_counts": counts,
+            "data_fingerprint": self.data_fingerprint,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "max_length": max_length,
+            "options": self.options(),
+        }
+        token_cache.save(self.cache_key, tensors, meta)
+        return token_cache.CachedSplits(tensors=tensors, meta=meta)
+
+    def print_report(self) -> None:
+        rep = self.report
+        assert rep is not None
+        table = Table(title=f"Cleaning report: {rep.source}" + (" (from token cache)" if self.cache_hit else ""))
+        table.add_column("rows")
+        table.add_column("count", justify="right")
+        table.add_column("examples")
+        table.add_row("read", str(rep.rows_read), "")
+        for reason, n in rep.dropped.items():
+            if n:
+                table.add_row(f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(rep.examples.get(reason, [])))
+        table.add_row("kept", str(rep.kept), "")
+        sizes = ", ".join(f"{s} {len(self.splits[s])}" for s in SPLITS)
+        table.caption = f"splits: {sizes}; labels: {', '.join(self.label_names)}"
+        self.console.print(table)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(self.splits[s]) for s in SPLITS}
+
+    # --- loaders -----------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self.splits[split]
+        bs = self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=ds.collate,
+                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

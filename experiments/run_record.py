@@ -1,0 +1,171 @@
+"""Run records: `runs/<experiment_id>/` with the resolved config, metrics, manifest, weights, curves.
+
+Layout of one record:
+    config.yaml       the resolved config (every default filled in); `ecomlab run` accepts it as is
+    manifest.json     code commit and diff hash, versions, platform, seeds, fingerprints, command line
+    code.diff         the uncommitted diff of the project when the run started (if any)
+    metrics.json      final metrics (written last: its presence means the run completed)
+    metrics.csv       per-step / per-epoch metrics (Lightning's CSVLogger)
+    model.safetensors the best weights
+    wandb/            W&B files (offline runs can be uploaded with `ecomlab sync`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.errors import RunRecordError
+
+RUNS_ENV = "ECOMLAB_RUNS"
+ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
+PACKAGES = ("torch", "pytorch-lightning", "transformers", "tokenizers", "peft", "torchmetrics", "optuna",
+            "wandb", "pydantic", "numpy", "pandas", "pyarrow", "safetensors", "ecomlab")  # fmt: skip
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def runs_root(path: str | Path | None = None) -> Path:
+    """`path`, else `$ECOMLAB_RUNS`, else `./runs`."""
+    return Path(path or os.environ.get(RUNS_ENV) or "runs")
+
+
+def check_id(exp_id: str) -> str:
+    """An experiment id is 12 lowercase hex digits; anything else (`/`, `..`) is refused."""
+    if not isinstance(exp_id, str) or not ID_PATTERN.match(exp_id):
+        raise RunRecordError(
+            f"{exp_id!r} is not a valid experiment id: ids are 12 hex digits such as 3f2a9c1b7d20 "
+            "(see `ecomlab runs`)."
+        )
+    return exp_id
+
+
+def record_path(root: Path, exp_id: str) -> Path:
+    return root / check_id(exp_id)
+
+
+def write_yaml(path: Path, data: dict[str, Any], header: str | None = None) -> None:
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    path.write_text((header + "\n" if header else "") + text, encoding="utf-8")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True,
+                              timeout=20)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def code_state() -> tuple[dict[str, Any], str]:
+    """(git facts for the manifest, the uncommitted diff text)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "diff_sha256": None}, ""
+    diff = _git("diff", "HEAD", "--", ".", ":(exclude)runs") or ""
+    untracked = (_git("ls-files", "--others", "--exclude-standard") or "").split()
+    return {
+        "commit": commit.strip(),
+        "dirty": bool(diff.strip()) or bool(untracked),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+        "untracked_files": untracked[:50],
+    }, diff
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "packages": package_versions(),
+    }
+
+
+@dataclass
+class RunRecord:
+    """A run record read back from disk."""
+
+    path: Path
+    config: dict[str, Any]
+    manifest: dict[str, Any]
+    metrics: dict[str, Any] | None
+
+    @property
+    def exp_id(self) -> str:
+        return self.path.name
+
+    @property
+    def completed(self) -> bool:
+        return self.metrics is not None
+
+
+def read(root: Path, exp_id: str) -> RunRecord:
+    path = record_path(root, exp_id)
+    if not (path / "config.yaml").is_file():
+        known = [p.name for p in list_records(root)]
+        close = [k for k in known if k.startswith(exp_id[:3])][:5]
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise RunRecordError(f"No run record {exp_id} under {root}/ (`ecomlab runs` lists them).{hint}")
+    return read_dir(path)
+
+
+def read_dir(path: Path) -> RunRecord:
+    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else None
+    return RunRecord(path=path, config=config, manifest=manifest, metrics=metrics)
+
+
+def list_records(root: Path) -> list[RunRecord]:
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        if ID_PATTERN.match(p.name) and (p / "config.yaml").is_file():
+            try:
+                out.append(read_dir(p))
+            except (OSError, ValueError, yaml.YAMLError):
+                continue  # a damaged record is skipped, not fatal to the listing
+    return out

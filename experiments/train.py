@@ -1,0 +1,193 @@
+"""`train(cfg) -> metrics`: the one entry that `ecomlab run`, every sweep trial and `reproduce` call."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from experiments import run_record
+from experiments.config import ExperimentConfig, experiment_id, resolved
+
+# Metrics that measure the machine, not the model: reproduce does not require them to match.
+TIMING_PREFIX = "time/"
+
+
+def _seed_and_determinism(cfg: ExperimentConfig) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+
+def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
+    from experiments.assets import ASSETS
+
+    names = [cfg.data.dataset, cfg.model.backbone]
+    return {n: ASSETS[n].sha256 for n in names if n in ASSETS}
+
+
+def _load_best(module: Any, path: str) -> int | None:
+    """Load the best checkpoint's weights (weights_only) into `module`; return its epoch.
+
+    Checkpoints written while pruning hold `weight_orig` and `weight_mask`; they are folded into
+    plain (permanently pruned) weights, as the module has them after training.
+    """
+    import torch
+
+    if not path:
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt["state_dict"]
+    for key in [k for k in state if k.endswith("_mask") and k[: -len("_mask")] + "_orig" in state]:
+        base = key[: -len("_mask")]
+        orig, mask = state.pop(base + "_orig"), state.pop(key)
+        state[base] = orig * mask.to(orig.dtype)
+    module.load_state_dict(state, strict=True)
+    return int(ckpt.get("epoch", -1))
+
+
+def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
+          console: Console | None = None, extra_callbacks: list[Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
+
+    Args:
+        cfg: a validated experiment config.
+        runs_dir: folder of run records (default `$ECOMLAB_RUNS` or `./runs`).
+        out_dir: write the record here instead of `runs_dir/<experiment_id>` (used by `reproduce`).
+        console: where progress and tables go.
+        extra_callbacks: more Lightning callbacks (sweeps add their pruning reporter here).
+
+    Returns:
+        The final metrics: `test/*`, the best `val/<monitor>`, parameter counts, sparsity, timings.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from pytorch_lightning.loggers import CSVLogger
+    from safetensors.torch import save_model
+
+    from experiments import backbones, tracking
+    from experiments.pruning import ScheduledPruning
+    from experiments.registry import DATAMODULES, TASKS
+
+    console = console or Console()
+    started = time.time()
+    exp_id = experiment_id(cfg)
+    out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
+    for stale in ("metrics.json", "metrics.csv", "model.safetensors", "checkpoints", "wandb"):
+        p = out / stale
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    config = resolved(cfg)
+    run_record.write_yaml(out / "config.yaml", config,
+                          header=f"# experiment {exp_id}\n# ecomlab run {out / 'config.yaml'}")  # fmt: skip
+
+    code, diff = run_record.code_state()
+    if diff:
+        (out / "code.diff").write_text(diff, encoding="utf-8")
+    manifest: dict[str, Any] = {
+        "experiment_id": exp_id,
+        "status": "running",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+        "code": code,
+        "seeds": {"seed": cfg.seed, "split_seed": cfg.data.split_seed},
+        "deterministic": cfg.trainer.deterministic,
+        "assets": _asset_hashes(cfg),
+    }
+    run_record.write_json(out / "manifest.json", manifest)
+
+    _seed_and_determinism(cfg)
+    dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model), console=console)
+    dm.prepare_data()
+    prep_start = time.time()
+    dm.setup("fit")
+    prep_s = time.time() - prep_start
+
+    # Re-seed so that model init does not depend on whether data came from the cache.
+    _seed_and_determinism(cfg)
+    model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
+    o = cfg.optim
+    module = TASKS[cfg.task](model, len(dm.label_names), lr=o.lr, weight_decay=o.weight_decay,
+                             warmup=o.warmup, schedule=o.schedule)  # fmt: skip
+    trainable, total = backbones.count_parameters(model)
+
+    manifest.update({
+        "environment": run_record.environment(),
+        "data": {"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
+                 "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
+                 "cleaning": dm.report.to_dict() if dm.report else None},
+        "tokenizer": {"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)},
+    })  # fmt: skip
+    run_record.write_json(out / "manifest.json", manifest)
+
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=t.monitor, mode=t.mode,
+                                 save_top_k=1, save_weights_only=True, auto_insert_metric_name=False)  # fmt: skip
+    callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
+                            RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
+    if cfg.prune.ratio > 0:
+        callbacks.append(ScheduledPruning(backbones.prunable_linears(model), cfg.prune.ratio, cfg.prune.epochs))
+    callbacks.extend(extra_callbacks or [])
+
+    tags = [cfg.data.dataset, cfg.task]
+    wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, config, tags)
+    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
+    if wandb_logger is not None:
+        loggers.append(wandb_logger)
+    manifest["tracking"] = {"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
+                            "run_id": wandb_logger.experiment.id if wandb_logger else None}  # fmt: skip
+    run_record.write_json(out / "manifest.json", manifest)
+
+    batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=o.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
+    )  # fmt: skip
+    fit_start = time.time()
+    exit_code = 1
+    try:
+        trainer.fit(module, datamodule=dm)
+        fit_s = time.time() - fit_start
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        best_epoch = _load_best(module, checkpoint.best_model_path)
+        (test,) = trainer.test(module, datamodule=dm, verbose=False)
+        exit_code = 0
+    finally:
+        if exit_code:
+            manifest["status"] = "failed"
+            run_record.write_json(out / "manifest.json", manifest)
+            tracking.finish(wandb_logger, {}, exit_code=1)
+
+    metrics: dict[str, Any] = {k: float(v) for k, v in sorted(test.items())}
+    best = checkpoint.best_model_score
+    metrics[t.monitor] = float(best) if best is not None else None
+    metrics.update({
+        "best_epoch": best_epoch,
+        "epochs_trained": trainer.current_epoch,
+        "model/trainable_params": trainable,
+        "model/total_params": total,
+        "model/sparsity": round(backbones.sparsity(module.model), 6),
+    })  # fmt: skip
+    if t.save_weights:
+        save_model(module.model, str(out / "model.safetensors"))
+        metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)
+        manifest["weights_sha256"] = run_record.sha256_of(out / "model.safetensors")
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the safetensors file replaces it
+    metrics.update({"time/data_prep_s": round(prep_s, 3), "time/fit_s": round(fit_s, 3),
+                    "time/total_s": round(time.time() - started, 3)})  # fmt: skip
+
+    manifest.update({"status": "completed", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    run_record.write_json(out / "manifest.json", manifest)
+    tracking.finish(wandb_logger, metrics)
+    run_record.write_json(out / "metrics.json", metrics)  # last: its presence marks a completed run
+    return metrics

@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated cache and runs folder per test, fixture data, a tiny config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def asset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Cache for real assets, shared by the session (CI may point ECOMLAB_TEST_CACHE at a kept folder)."""
+    kept = os.environ.get("ECOMLAB_TEST_CACHE")
+    return Path(kept) if kept else tmp_path_factory.mktemp("ecomlab-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, asset_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECOMLAB_CACHE", str(asset_cache))
+    monkeypatch.setenv("ECOMLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache, for tests of the fetcher and the token cache."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("ECOMLAB_CACHE", str(d))
+    return d
+
+
+def tiny_config(**groups: Any) -> dict[str, Any]:
+    """A seconds-long experiment on the fixture CSV with the `tiny` backbone."""
+    cfg: dict[str, Any] = {
+        "seed": 7,
+        "data": {"dataset": "text_file", "path": str(FIXTURES / "reviews.csv"), "labels": ["negative", "positive"],
+                 "max_length": 32, "batch_size": 16, "val_fraction": 0.2, "test_fraction": 0.2},
+        "model": {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300}},
+        "optim": {"lr": 3e-3, "warmup": 0.0},
+        "trainer": {"max_epochs": 2, "patience": 2},
+        "tracking": {"mode": "disabled"},
+    }
+    for group, values in groups.items():
+        if isinstance(values, dict):
+            cfg.setdefault(group, {}).update(values)
+        else:
+            cfg[group] = values
+    return cfg

@@ -1,0 +1,217 @@
+"""`train(cfg)` through the CLI: run records, reproduce, W&B offline files, secrets, LoRA, pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from experiments.config import experiment_id, validate
+from experiments.train import train
+from tests.conftest import tiny_config
+from tests.wandb_records import summary
+
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path, **groups) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(**groups)))
+    return path
+
+
+def ecomlab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    exe = Path(sys.executable).parent / "ecomlab"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_run_through_the_cli_writes_a_complete_record(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    exp_id = experiment_id(validate(tiny_config()))
+    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert f"Results of {exp_id}" in result.output and "test/f1" in result.output
+    rec = tmp_path / "runs" / exp_id
+    for name in ("config.yaml", "manifest.json", "metrics.json", "metrics.csv", "model.safetensors"):
+        assert (rec / name).is_file(), name
+    assert not (rec / "checkpoints").exists()
+    # the recorded config is complete and runs as is, to the same id
+    assert experiment_id(validate(yaml.safe_load((rec / "config.yaml").read_text()))) == exp_id
+    metrics = json.loads((rec / "metrics.json").read_text())
+    for key in ("test/acc", "test/f1", "test/precision", "test/recall", "test/loss", "val/f1",
+                "model/trainable_params", "model/sparsity", "best_epoch"):  # fmt: skip
+        assert key in metrics, key
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["experiment_id"] == exp_id
+    assert manifest["data"]["fingerprint"] and manifest["tokenizer"]["fingerprint"]
+    assert manifest["seeds"] == {"seed": 7, "split_seed": 0}
+    assert manifest["environment"]["packages"]["torch"].startswith("2.")
+    assert "commit" in manifest["code"] and manifest["command"]
+    assert manifest["weights_sha256"] and len(manifest["weights_sha256"]) == 64
+    header = (rec / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss_step" in header and "val/f1" in header
+
+    listing = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "runs")])
+    assert exp_id in listing.output and "text_file" in listing.output
+    again = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert "already completed" in again.output
+
+
+def test_reproduce_gives_identical_metrics_and_weights(tmp_path: Path) -> None:
+    cfg = validate(tiny_config(optim={"lr": 1e-3}, model={"hidden_dropout": 0.2}))
+    first = train(cfg)
+    result = runner.invoke(app, ["reproduce", experiment_id(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "Identical" in result.output
+    reproductions = list((tmp_path / "runs" / experiment_id(cfg) / "reproductions").iterdir())
+    again = json.loads((reproductions[0] / "metrics.json").read_text())
+    assert {k: v for k, v in again.items() if not k.startswith("time/")} == {
+        k: v for k, v in first.items() if not k.startswith("time/")
+    }
+
+
+def test_reproduce_reports_a_difference(tmp_path: Path) -> None:
+    cfg = validate(tiny_config())
+    train(cfg)
+    manifest_path = tmp_path / "runs" / experiment_id(cfg) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["weights_sha256"] = "0" * 64
+    manifest["data"]["fingerprint"] = "changed"
+    manifest_path.write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["reproduce", experiment_id(cfg)])
+    assert result.exit_code == 1
+    assert "Not identical" in result.output and "data fingerprint" in result.output
+
+
+@pytest.mark.parametrize("bad", ["../etc", "abc/def", "ABCDEF012345", "123"])
+def test_invalid_ids_are_refused(bad: str) -> None:
+    proc = ecomlab("reproduce", bad)
+    assert proc.returncode == 2
+    assert "is not a valid experiment id" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_id_is_a_clear_error() -> None:
+    proc = ecomlab("reproduce", "0123456789ab")
+    assert proc.returncode == 2 and "No run record 0123456789ab" in proc.stderr
+
+
+def test_bad_config_lists_every_problem_without_a_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path, optim={"lr": 0}, peft={"r": -1})
+    proc = ecomlab("run", str(path), "--set", "trainer.max_epoch=3")
+    assert proc.returncode == 2
+    for needle in ("3 config problem(s)", "optim.lr:", "peft.r:", "trainer.max_epoch: unknown key"):
+        assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_wandb_offline_run_holds_config_metrics_and_summary(tmp_path: Path) -> None:
+    cfg = validate(tiny_config(tracking={"mode": "offline", "tags": ["smoke"]}))
+    metrics = train(cfg)
+    rec = tmp_path / "runs" / experiment_id(cfg)
+    (run_file,) = rec.glob("wandb/offline-run-*/run-*.wandb")
+    info = summary(run_file)
+    assert info["name"] == experiment_id(cfg)
+    assert set(info["tags"]) == {"smoke", "text_file", "text_classification"}
+    assert info["config"]["optim"]["lr"] == cfg.optim.lr
+    for key in ("train/loss_step", "val/f1", "val/acc", "val/loss", "test/acc"):
+        assert key in info["history"], key
+    assert info["summary"]["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert info["summary"]["model/trainable_params"] == metrics["model/trainable_params"]
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert manifest["tracking"]["mode"] == "offline" and manifest["tracking"]["run_id"] in run_file.name
+    dry = runner.invoke(app, ["sync", "--dry-run"])
+    assert "would upload" in dry.output and run_file.parent.name in dry.output.replace("\n", "")
+
+
+def test_api_key_never_reaches_a_written_file(tmp_path: Path, asset_cache: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    canary = "ecomlabcanary" + "7" * 27
+    monkeypatch.setenv("WANDB_API_KEY", canary)
+    cfg = validate(tiny_config(tracking={"mode": "offline"}))
+    train(cfg)
+    assert os.environ["WANDB_API_KEY"] == canary  # restored for the user's process
+    leaks = [p for root in (tmp_path, asset_cache) for p in root.rglob("*")
+             if p.is_file() and canary.encode() in p.read_bytes()]  # fmt: skip
+    assert leaks == []
+    written = sum(1 for p in (tmp_path / "runs").rglob("*") if p.is_file())
+    assert written > 10  # the check looked at a real record
+
+
+def test_auto_mode_goes_offline_without_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from experiments.config import TrackingConfig
+    from experiments.tracking import resolve_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert resolve_mode(TrackingConfig()) == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode(TrackingConfig()) == "online"
+    assert resolve_mode(TrackingConfig(mode="disabled")) == "disabled"
+
+
+def test_pruning_ratio_half_leaves_half_zeros(tmp_path: Path) -> None:
+    cfg = validate(tiny_config(prune={"ratio": 0.5, "epochs": 2}, trainer={"max_epochs": 2, "patience": 5,
+                                                                          "monitor": "val/loss", "mode": "min"}))
+    metrics = train(cfg)
+    weights = load_file(tmp_path / "runs" / experiment_id(cfg) / "model.safetensors")
+    targeted = [w for k, w in weights.items() if ".encoder.layer." in k and k.endswith(".weight") and w.dim() == 2]
+    assert len(targeted) == 2 * 6  # q, k, v, attention out, intermediate, output per layer
+    zeros = sum(int((w == 0).sum()) for w in targeted)
+    total = sum(w.numel() for w in targeted)
+    best = metrics["best_epoch"]
+    expected = 0.25 * (best + 1)  # linear ramp over two epochs, pruning at epoch start
+    assert zeros / total == pytest.approx(expected, abs=1e-4)
+    assert metrics["model/sparsity"] == pytest.approx(expected, abs=1e-4)
+    untouched = weights["bert.embeddings.word_embeddings.weight"]
+    assert (untouched == 0).float().mean() < 0.01
+
+
+def test_lora_trains_only_adapter_and_head_weights(tmp_path: Path) -> None:
+    cfg = validate(tiny_config(peft={"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                               trainer={"max_epochs": 1}))  # fmt: skip
+    # the same seed gives the same initial weights that train() starts from
+    import pytorch_lightning as pl
+
+    from datamodules.text_file import TextFileDataModule
+    from experiments import backbones
+
+    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm.setup()
+    pl.seed_everything(cfg.seed)
+    before = {k: v.clone() for k, v in backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names).state_dict().items()}
+    metrics = train(cfg)
+    after = load_file(tmp_path / "runs" / experiment_id(cfg) / "model.safetensors")
+    assert set(after) == set(before)
+    changed = {k for k in before if not (before[k] == after[k]).all()}
+    assert changed, "nothing trained"
+    assert all("lora_" in k or "classifier" in k for k in changed), sorted(changed)
+    assert any("lora_A" in k for k in changed) and any("lora_B" in k for k in changed)
+    assert any("classifier" in k for k in changed)
+    assert metrics["model/trainable_params"] < metrics["model/total_params"] / 5
+
+
+def test_freeze_layers_keeps_bottom_layers_fixed() -> None:
+    from experiments import backbones
+
+    cfg = validate(tiny_config(model={"freeze_layers": 1}))
+    from datamodules.text_file import TextFileDataModule
+
+    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm.setup()
+    model = backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".embeddings." in n or ".layer.0." in n for n in frozen)
+    assert all(p.requires_grad for n, p in model.named_parameters() if ".layer.1." in n)
+    assert model.training and all(m.training for m in model.modules())  # dropout is on
+    with pytest.raises(Exception, match="model.freeze_layers"):
+        backbones.build_model(validate(tiny_config(model={"freeze_layers": 9})), 2, dm.tokenizer, dm.label_names)

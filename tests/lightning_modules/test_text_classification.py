@@ -1,0 +1,80 @@
+"""TextClassificationModule: learns, logs the documented metrics, schedules the learning rate."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from datamodules.text_file import TextFileDataModule
+from experiments import backbones
+from experiments.config import validate
+from lightning_modules.text_classification import TextClassificationModule
+from tests.conftest import tiny_config
+
+
+def setup_module_and_data(**optim):
+    cfg = validate(tiny_config())
+    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm.setup()
+    pl.seed_everything(0)
+    model = backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names)
+    return TextClassificationModule(model, 2, **optim), dm
+
+
+def test_overfits_one_batch() -> None:
+    module, dm = setup_module_and_data(lr=3e-3, warmup=0.0, schedule="constant")
+    trainer = pl.Trainer(overfit_batches=1, max_epochs=30, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    batch = next(iter(dm.train_dataloader()))
+    module.eval()
+    with torch.no_grad():
+        before = module._step(batch)[0].item()
+    trainer.fit(module, train_dataloaders=dm.train_dataloader())
+    module.eval()
+    with torch.no_grad():
+        loss, preds, labels = module._step(batch)
+    assert loss.item() < before / 4
+    assert (preds == labels).float().mean() == 1.0
+
+
+def test_logs_every_documented_metric() -> None:
+    module, dm = setup_module_and_data()
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)  # fmt: skip
+    trainer.fit(module, datamodule=dm)
+    logged = set(trainer.callback_metrics)
+    trainer.test(module, datamodule=dm, verbose=False)
+    logged |= set(trainer.callback_metrics)
+    for split in ("train", "val", "test"):
+        for m in TextClassificationModule.METRICS:
+            assert f"{split}/{m}" in logged, f"{split}/{m}"
+    assert "val/f1_best" in logged
+
+
+def test_warmup_then_linear_decay() -> None:
+    module, dm = setup_module_and_data(lr=1e-3, warmup=0.5, schedule="linear")
+    lrs: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[Record()], limit_val_batches=0)  # fmt: skip
+    trainer.fit(module, datamodule=dm)
+    peak = lrs.index(max(lrs))
+    assert lrs[0] == 0.0 and max(lrs) <= 1e-3
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+    assert peak == len(lrs) // 2
+
+
+def test_no_weight_decay_on_bias_and_layernorm() -> None:
+    module, dm = setup_module_and_data(weight_decay=0.1)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=dm)
+    decay, no_decay = trainer.optimizers[0].param_groups
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all("bias" in names[id(p)] or "LayerNorm" in names[id(p)] for p in no_decay["params"])
+    assert not any("bias" in names[id(p)] for p in decay["params"])

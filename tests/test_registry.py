@@ -1,0 +1,42 @@
+"""The registries, the config's allowed names and the files on disk agree."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import get_args
+
+import pytorch_lightning as pl
+
+from experiments import config
+from experiments.registry import DATAMODULES, DATASET_INFO, TASKS
+
+ROOT = Path(__file__).parents[1]
+
+
+def classes_on_disk(folder: str, base: type) -> dict[str, type]:
+    found = {}
+    for path in sorted((ROOT / folder).glob("*.py")):
+        module = importlib.import_module(f"{folder}.{path.stem}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, base) and cls.__module__ == module.__name__ and getattr(cls, "name", None):
+                found[path.stem] = cls
+    return found
+
+
+def test_datamodule_registry_matches_files() -> None:
+    on_disk = classes_on_disk("datamodules", pl.LightningDataModule)
+    assert on_disk == DATAMODULES
+    assert all(cls.name == name for name, cls in DATAMODULES.items())
+    assert set(DATASET_INFO) == set(DATAMODULES) == set(config.DATASET_NAMES)
+    variants = get_args(get_args(config.DataConfig)[0])
+    assert {v.model_fields["dataset"].default for v in variants} == set(DATAMODULES)
+
+
+def test_task_registry_matches_files_and_metrics() -> None:
+    on_disk = {p.stem for p in (ROOT / "lightning_modules").glob("*.py") if p.stem != "__init__"}
+    assert on_disk == set(TASKS)
+    assert set(get_args(config.ExperimentConfig.model_fields["task"].annotation)) == set(TASKS)
+    for name, cls in TASKS.items():
+        assert tuple(cls.METRICS) == config.TASK_METRICS[name]
