@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from rich.console import Console
 from rich.table import Table

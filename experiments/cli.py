@@ -169,6 +169,124 @@ def sync(
         raise typer.Exit(1)
 
 
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/README.md).")],
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")] = 1,
+    devices_per_trial: Annotated[int, typer.Option("--devices-per-trial", min=1, help="GPUs per trial.")] = 1,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Override budget.n_trials.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate; print the search space; run nothing.")] = False,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """Run (or resume) the Optuna study of a sweep file; every trial is a normal run with its own record."""
+    from experiments import run_record
+    from experiments.sweep_config import load_sweep
+
+    sw = load_sweep(sweep_file)
+    root = run_record.runs_root(runs_dir)
+    from experiments.sweep import base_experiment_id, run_sweep, storage_url
+
+    if dry_run:
+        table = Table(title=f"Sweep {sw.name}: search space")
+        table.add_column("parameter")
+        table.add_column("space")
+        for p in sw.params:
+            table.add_row(p.path, p.describe())
+        console.print(table)
+        goals = ", ".join(f"{m.name} ({m.goal})" for m in sw.objectives)
+        console.print(f"objective: {goals}; sampler {sw.sampler} (seed {sw.sampler_seed}); pruner {sw.pruner_type}; "
+                      f"budget {n_trials or sw.budget.n_trials} trials"
+                      + (f", {sw.budget.timeout:g} s" if sw.budget.timeout else "")
+                      + f"; storage {storage_url(sw, root).split('://')[0]}")  # fmt: skip
+        console.print(f"base experiment id: {base_experiment_id(sw)}")
+        return
+    run_sweep(sweep_file, root, workers=workers, devices_per_trial=devices_per_trial, n_trials=n_trials,
+              console=console)  # fmt: skip
+
+
+study_app = typer.Typer(help="Inspect Optuna studies: list, show, best.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: runs/optuna.db).")]
+
+
+def _storage(storage: str | None, runs_dir: Path | None) -> str:
+    from experiments import run_record
+    from experiments.study import default_storage_url
+
+    return storage or default_storage_url(run_record.runs_root(runs_dir))
+
+
+@study_app.command("list")
+def study_list(storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
+    """Every study in the storage with its trial counts and best value."""
+    import optuna
+
+    from experiments.study import storage as open_storage
+
+    summaries = optuna.get_all_study_summaries(open_storage(_storage(storage, runs_dir)), include_best_trial=True)
+    if not summaries:
+        console.print("No studies yet. Start one with `ecomlab sweep sweeps/quickstart.yaml`.")
+        return
+    table = Table(title="Studies")
+    for col in ("study", "trials", "best value", "started"):
+        table.add_column(col)
+    for s in summaries:
+        best = f"{s.best_trial.value:.4f}" if s.best_trial is not None and s.best_trial.value is not None else "-"
+        table.add_row(s.study_name, str(s.n_trials), best, str(s.datetime_start)[:19] if s.datetime_start else "-")
+    console.print(table)
+
+
+@study_app.command("show")
+def study_show(name: str, storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
+    """Trials table (parameters, metrics, duration, experiment id) and the best trial or Pareto front."""
+    from experiments.study import load_study
+    from experiments.sweep import show_study
+
+    show_study(load_study(name, _storage(storage, runs_dir)), console)
+
+
+@study_app.command("best")
+def study_best(
+    name: str,
+    export: Annotated[Path | None, typer.Option("--export", help="Write the best trial's full config here.")] = None,
+    storage: StorageOpt = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """The best trial; with --export, its resolved config, ready for `ecomlab run` (same experiment id)."""
+    from experiments import run_record
+    from experiments.study import load_study
+    from experiments.sweep import export_best, show_study
+
+    st = load_study(name, _storage(storage, runs_dir))
+    if export is None:
+        show_study(st, console)
+        return
+    exp_id = export_best(st, run_record.runs_root(runs_dir), export)
+    console.print(f"Wrote {export} (experiment {exp_id}); run it with `ecomlab run {export}`.")
+
+
+@app.command()
+def dashboard(
+    study_name: Annotated[str | None, typer.Argument(help="Study to open (default: all).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    storage: StorageOpt = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise."""
+    from optuna_dashboard import run_server
+
+    from experiments.study import load_study
+    from experiments.study import storage as open_storage
+
+    url = _storage(storage, runs_dir)
+    if study_name:
+        load_study(study_name, url)  # a clear error for a wrong name
+    where = f"http://{host}:{port}/dashboard" + (f"/studies/{study_name}" if study_name else "")
+    console.print(f"optuna-dashboard on {where} (Ctrl-C stops it)")
+    run_server(open_storage(url), host=host, port=port)
+
+
 @app.command("config")
 def config_help() -> None:
     """Every config key with its default and meaning."""

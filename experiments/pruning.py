@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelPruning
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelPruning
 
 
 def incremental_amounts(ratio: float, epochs: int) -> list[float]:

@@ -13,7 +13,7 @@ from rich.table import Table
 from experiments import run_record
 from experiments.config import experiment_id, validate
 from experiments.errors import RunRecordError
-from experiments.train import TIMING_PREFIX, train
+from experiments.train import is_timing, train
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Reproduction:
 
     @property
     def identical(self) -> bool:
-        same_metrics = all(a == b for k, a, b in self.metrics if not k.startswith(TIMING_PREFIX))
+        same_metrics = all(a == b for k, a, b in self.metrics if not is_timing(k))
         return same_metrics and self.weights[0] == self.weights[1] and self.weights[0] is not None
 
 
@@ -82,7 +82,7 @@ def show(r: Reproduction, console: Console, gpu: bool = False) -> None:
     for col in ("metric", "original", "reproduced", ""):
         table.add_column(col)
     for k, a, b in r.metrics:
-        mark = "" if k.startswith(TIMING_PREFIX) else ("same" if a == b else "[red]differs[/]")
+        mark = "" if is_timing(k) else ("same" if a == b else "[red]differs[/]")
         table.add_row(k, f"{a}", f"{b}", mark)
     w0, w1 = r.weights
     table.add_row("weights sha256", (w0 or "-")[:16], (w1 or "-")[:16], "same" if w0 == w1 and w0 else "[red]differs[/]")

@@ -30,7 +30,7 @@ from experiments.errors import RunRecordError
 
 RUNS_ENV = "ECOMLAB_RUNS"
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
-PACKAGES = ("torch", "pytorch-lightning", "transformers", "tokenizers", "peft", "torchmetrics", "optuna",
+PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "peft", "torchmetrics", "optuna",
             "wandb", "pydantic", "numpy", "pandas", "pyarrow", "safetensors", "ecomlab")  # fmt: skip
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

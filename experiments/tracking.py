@@ -59,7 +59,7 @@ def make_logger(t: TrackingConfig, exp_id: str, run_dir: Path, config: dict[str,
     if mode == "disabled":
         return None
     import wandb
-    from pytorch_lightning.loggers import WandbLogger
+    from lightning.pytorch.loggers import WandbLogger
 
     settings = wandb.Settings(console="off", x_disable_stats=True, silent=True, init_timeout=90)
     with _without_api_key(mode):

@@ -15,10 +15,15 @@ from experiments.config import ExperimentConfig, experiment_id, resolved
 
 # Metrics that measure the machine, not the model: reproduce does not require them to match.
 TIMING_PREFIX = "time/"
+TIMED_METRICS = ("model/latency_ms",)
+
+
+def is_timing(name: str) -> bool:
+    return name.startswith(TIMING_PREFIX) or name in TIMED_METRICS
 
 
 def _seed_and_determinism(cfg: ExperimentConfig) -> None:
-    import pytorch_lightning as pl
+    import lightning.pytorch as pl
     import torch
 
     if cfg.trainer.threads:
@@ -53,8 +58,28 @@ def _load_best(module: Any, path: str) -> int | None:
     return int(ckpt.get("epoch", -1))
 
 
+def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
+    """Median wall time of one single-review forward pass (eval mode, no grad) on this machine."""
+    import statistics
+
+    import torch
+
+    split = dm.splits["test"]
+    batch = split.collate([0])
+    batch = {k: v.to(module.device) for k, v in batch.items()}
+    module.eval()
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 3):
+            start = time.perf_counter()
+            module(batch["input_ids"], batch["attention_mask"])
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[3:]) * 1000
+
+
 def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
-          console: Console | None = None, extra_callbacks: list[Any] | None = None) -> dict[str, Any]:  # fmt: skip
+          console: Console | None = None, extra_callbacks: list[Any] | None = None,
+          extra_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
 
     Args:
@@ -63,13 +88,15 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         out_dir: write the record here instead of `runs_dir/<experiment_id>` (used by `reproduce`).
         console: where progress and tables go.
         extra_callbacks: more Lightning callbacks (sweeps add their pruning reporter here).
+        extra_config: more top-level W&B config keys (sweeps add the trial's parameters).
 
     Returns:
-        The final metrics: `test/*`, the best `val/<monitor>`, parameter counts, sparsity, timings.
+        The final metrics: `val/*` and `test/*` of the best checkpoint, `val/f1_best`, parameter
+        counts, sparsity, single-review latency, timings.
     """
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-    from pytorch_lightning.loggers import CSVLogger
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
     from safetensors.torch import save_model
 
     from experiments import backbones, tracking
@@ -137,7 +164,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     callbacks.extend(extra_callbacks or [])
 
     tags = [cfg.data.dataset, cfg.task]
-    wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, config, tags)
+    wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags)
     loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
     if wandb_logger is not None:
         loggers.append(wandb_logger)
@@ -160,23 +187,33 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         if trainer.interrupted:
             raise KeyboardInterrupt
         best_epoch = _load_best(module, checkpoint.best_model_path)
+        # every val/ metric of the chosen checkpoint (not only the monitored one), then test
+        (val,) = trainer.validate(module, datamodule=dm, verbose=False)
         (test,) = trainer.test(module, datamodule=dm, verbose=False)
         exit_code = 0
+    except BaseException as exc:
+        import optuna
+
+        manifest["status"] = "pruned" if isinstance(exc, optuna.TrialPruned) else "failed"
+        manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        raise
     finally:
         if exit_code:
-            manifest["status"] = "failed"
+            manifest.setdefault("status", "failed")
+            if manifest["status"] == "running":
+                manifest["status"] = "failed"
             run_record.write_json(out / "manifest.json", manifest)
-            tracking.finish(wandb_logger, {}, exit_code=1)
+            tracking.finish(wandb_logger, {"status": manifest["status"]}, exit_code=1)
 
-    metrics: dict[str, Any] = {k: float(v) for k, v in sorted(test.items())}
-    best = checkpoint.best_model_score
-    metrics[t.monitor] = float(best) if best is not None else None
+    metrics: dict[str, Any] = {k: float(v) for k, v in sorted({**val, **test}.items())}
+    metrics["val/f1_best"] = float(module.val_f1_best.compute())
     metrics.update({
         "best_epoch": best_epoch,
         "epochs_trained": trainer.current_epoch,
         "model/trainable_params": trainable,
         "model/total_params": total,
         "model/sparsity": round(backbones.sparsity(module.model), 6),
+        "model/latency_ms": round(_latency_ms(module, dm), 3),
     })  # fmt: skip
     if t.save_weights:
         save_model(module.model, str(out / "model.safetensors"))

@@ -7,7 +7,7 @@ import inspect
 from pathlib import Path
 from typing import get_args
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 
 from experiments import config
 from experiments.registry import DATAMODULES, DATASET_INFO, TASKS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 
 from datamodules.text_file import TextFileDataModule
@@ -12,8 +12,8 @@ from lightning_modules.text_classification import TextClassificationModule
 from tests.conftest import tiny_config
 
 
-def setup_module_and_data(**optim):
-    cfg = validate(tiny_config())
+def setup_module_and_data(model: dict | None = None, **optim):
+    cfg = validate(tiny_config(model=model or {}))
     dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
     dm.setup()
     pl.seed_everything(0)
@@ -22,13 +22,15 @@ def setup_module_and_data(**optim):
 
 
 def test_overfits_one_batch() -> None:
-    module, dm = setup_module_and_data(lr=3e-3, warmup=0.0, schedule="constant")
+    no_dropout = {"hidden_dropout": 0.0, "attention_dropout": 0.0, "classifier_dropout": 0.0}
+    module, dm = setup_module_and_data(no_dropout, lr=3e-3, warmup=0.0, schedule="constant")
     trainer = pl.Trainer(overfit_batches=1, max_epochs=30, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-    batch = next(iter(dm.train_dataloader()))
+    batch = next(iter(dm._loader("train", shuffle=False)))  # the batch overfit_batches=1 trains on
     module.eval()
     with torch.no_grad():
         before = module._step(batch)[0].item()
+    module.train()
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     module.eval()
     with torch.no_grad():

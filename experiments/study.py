@@ -1,0 +1,134 @@
+"""Optuna plumbing: the storage (with heartbeats, so a killed worker's trial is failed and retried),
+samplers, pruners, and reading studies back for `ecomlab study`."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import EcomlabError
+from experiments.sweep_config import Sweep
+
+DB_NAME = "optuna.db"
+
+
+def default_storage_url(runs_root: Path) -> str:
+    """An SQLite file under the runs folder: embedded, and shared safely by one machine's workers."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(runs_root / DB_NAME).resolve()}"
+
+
+def storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+            max_retries: int | None = None) -> Any:  # fmt: skip
+    """Optuna RDB storage. With a heartbeat, trials of dead workers are marked FAIL after the grace
+    period and re-queued (up to `max_retries` times) by RetryHeartbeatStaleTrialCallback."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # several worker processes write to one file: wait for the lock instead of failing at once
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    kwargs: dict[str, Any] = {}
+    if heartbeat_interval:
+        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period or 3 * heartbeat_interval,
+                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
+        raise EcomlabError(f"storage: cannot open Optuna storage {_redact(url)}: {str(exc).splitlines()[0]}") from None
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it is printed."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def sampler(sw: Sweep) -> Any:
+    import optuna
+
+    kw: dict[str, Any] = {"seed": sw.sampler_seed}
+    if sw.sampler == "tpe":
+        if sw.sampler_startup is not None:
+            kw["n_startup_trials"] = sw.sampler_startup
+        return optuna.samplers.TPESampler(multivariate=True, **kw)
+    if sw.sampler == "random":
+        return optuna.samplers.RandomSampler(**kw)
+    if sw.sampler == "gp":
+        if sw.sampler_startup is not None:
+            kw["n_startup_trials"] = sw.sampler_startup
+        return optuna.samplers.GPSampler(**kw)
+    if sw.sampler == "cmaes":
+        if sw.sampler_startup is not None:
+            kw["n_startup_trials"] = sw.sampler_startup
+        return optuna.samplers.CmaEsSampler(**kw)
+    if sw.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(**kw)
+    if sw.sampler == "grid":
+        return optuna.samplers.GridSampler(grid_space(sw), seed=sw.sampler_seed)
+    raise AssertionError(sw.sampler)
+
+
+def grid_space(sw: Sweep) -> dict[str, list[Any]]:
+    space: dict[str, list[Any]] = {}
+    for p in sw.params:
+        if p.kind == "categorical":
+            space[p.path] = list(p.choices)
+        elif p.kind in ("int", "float"):
+            step = p.step or 1
+            n = int(round((p.high - p.low) / step)) + 1  # type: ignore[operator]
+            vals = [p.low + i * step for i in range(n)]  # type: ignore[operator]
+            space[p.path] = [int(v) if p.kind == "int" else float(v) for v in vals]
+    return space
+
+
+def pruner(sw: Sweep, max_epochs: int) -> Any:
+    import optuna
+
+    pr = sw.pruner
+    if sw.pruner_type == "hyperband":
+        max_resource = max_epochs if pr.max_resource == "auto" else pr.max_resource
+        return optuna.pruners.HyperbandPruner(min_resource=pr.min_resource, max_resource=max_resource,
+                                              reduction_factor=pr.reduction_factor)  # fmt: skip
+    if sw.pruner_type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=pr.n_startup_trials, n_warmup_steps=pr.n_warmup_steps)
+    if sw.pruner_type == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=pr.min_resource,
+                                                      reduction_factor=pr.reduction_factor)  # fmt: skip
+    return optuna.pruners.NopPruner()
+
+
+def suggest(trial: Any, sw: Sweep) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for p in sw.params:
+        if p.kind == "float":
+            values[p.path] = trial.suggest_float(p.path, p.low, p.high, log=p.log, step=p.step)
+        elif p.kind == "int":
+            values[p.path] = trial.suggest_int(p.path, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)  # type: ignore[arg-type]
+        elif p.kind == "categorical":
+            values[p.path] = trial.suggest_categorical(p.path, list(p.choices))
+    return values
+
+
+def load_study(name: str, url: str) -> Any:
+    import optuna
+
+    st = storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)]
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
+        hint = f" Close matches: {', '.join(close)}." if close else f" Studies here: {', '.join(names) or 'none'}."
+        raise EcomlabError(f"No study named {name!r} in {_redact(url)}.{hint}")
+    return optuna.load_study(study_name=name, storage=st)

@@ -1,0 +1,367 @@
+"""Typed sweep files: a base experiment, metric(s), sampler, pruner, budget, storage and parameters.
+
+Parameters are dot-paths into the experiment config. Both spellings are accepted:
+    native:  optim.lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}
+    W&B:     optim.lr: {distribution: log_uniform_values, min: 1.0e-5, max: 1.0e-3}
+Every mistake is reported before the first trial, all at once, with its location.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from experiments.config import TASK_METRICS, _format_error, apply_overrides, load_yaml
+from experiments.errors import ConfigError
+
+# Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
+MODEL_METRICS = ("model/trainable_params", "model/total_params", "model/size_mb", "model/sparsity",
+                 "model/latency_ms")  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricSpec(_Strict):
+    name: str = Field(..., description="Metric from the run record, e.g. val/f1 or model/trainable_params.")
+    goal: Literal["maximize", "minimize"] = Field("maximize", description="Direction of the search.")
+
+
+class SamplerSpec(_Strict):
+    type: Literal["tpe", "random", "gp", "cmaes", "nsga2", "grid"] | None = Field(
+        None, description="Optuna sampler (default tpe; nsga2 when multi-objective)."
+    )
+    seed: int = Field(0, description="Sampler seed.")
+    n_startup_trials: int | None = Field(None, ge=0, description="Random trials before TPE/GP/CMA-ES model.")
+
+
+class PrunerSpec(_Strict):
+    type: Literal["hyperband", "median", "successive_halving", "none"] | None = Field(
+        None, description="Optuna pruner (default hyperband; none when multi-objective)."
+    )
+    min_resource: int = Field(1, ge=1, description="Epochs before a trial can be pruned.")
+    max_resource: int | Literal["auto"] = Field("auto", description="Hyperband: the most epochs of a trial.")
+    reduction_factor: int = Field(3, ge=2, description="Hyperband / successive halving: eta.")
+    n_startup_trials: int = Field(2, ge=0, description="Median: trials that are never pruned.")
+    n_warmup_steps: int = Field(0, ge=0, description="Median: epochs before pruning applies.")
+
+
+class BudgetSpec(_Strict):
+    n_trials: int | None = Field(20, ge=1, description="Finished (complete or pruned) trials to reach.")
+    timeout: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
+
+
+class FaultSpec(_Strict):
+    max_retries: int = Field(2, ge=0, description="Re-runs of a trial whose worker died.")
+    heartbeat_interval: int = Field(10, ge=1, description="Seconds between a running trial's heartbeats.")
+    grace_period: int | None = Field(None, ge=2, description="Seconds without heartbeat before a trial is failed.")
+
+
+class EarlyTerminate(_Strict):
+    """W&B spelling of Hyperband (`early_terminate: {type: hyperband, min_iter: 1, eta: 3}`)."""
+
+    type: Literal["hyperband"]
+    min_iter: int | None = Field(None, ge=1)
+    max_iter: int | None = Field(None, ge=1)
+    eta: int = Field(3, ge=2)
+    s: int | None = None
+    strict: bool | None = None
+
+
+class SweepFile(_Strict):
+    name: str | None = Field(None, description="Study name (default: the file name).")
+    description: str | None = None
+    base: str | dict[str, Any] = Field(..., description="Experiment config: a path (relative to this file) or inline.")
+    metric: MetricSpec | None = None
+    metrics: list[MetricSpec] | None = Field(None, min_length=2, description="Several objectives.")
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite under the runs folder).")
+    faults: FaultSpec = Field(default_factory=FaultSpec)
+    parameters: dict[str, Any] = Field(..., min_length=1, description="dot.path -> search space.")
+    # W&B spellings
+    method: Literal["bayes", "random", "grid"] | None = None
+    early_terminate: EarlyTerminate | None = None
+    program: str | None = Field(None, description="W&B key; ignored (trials run train(cfg)).")
+    command: list[Any] | None = Field(None, description="W&B key; ignored.")
+    project: str | None = Field(None, description="W&B project for the trials.")
+    entity: str | None = Field(None, description="W&B entity for the trials.")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched (or fixed) parameter, after both spellings are normalised."""
+
+    path: str
+    kind: Literal["float", "int", "categorical", "fixed"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    value: Any = None
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return f"= {self.value!r}"
+        if self.kind == "categorical":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        scale = " log" if self.log else ""
+        step = f" step {self.step:g}" if self.step else ""
+        return f"{self.kind}{scale} [{self.low:g}, {self.high:g}]{step}"
+
+    def probe_values(self) -> list[Any]:
+        """Values to try against the experiment config before the first trial."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        cast = int if self.kind == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+@dataclass
+class Sweep:
+    """A validated sweep: what `ecomlab sweep` runs."""
+
+    name: str
+    source: Path
+    base: dict[str, Any]
+    objectives: list[MetricSpec]
+    sampler: str
+    sampler_seed: int
+    sampler_startup: int | None
+    pruner: PrunerSpec
+    pruner_type: str
+    budget: BudgetSpec
+    storage: str | None
+    faults: FaultSpec
+    params: list[Param]
+    project: str | None = None
+    entity: str | None = None
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [m.goal for m in self.objectives]
+
+    def trial_config(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The base experiment with the trial's values set at their dot-paths."""
+        fixed = {p.path: p.value for p in self.params if p.kind == "fixed"}
+        return apply_overrides(self.base, [f"{k}={_yaml_value(v)}" for k, v in {**fixed, **values}.items()])
+
+
+def _yaml_value(v: Any) -> str:
+    import json
+
+    return json.dumps(v)  # JSON is YAML: types survive the --set parser
+
+
+_WANDB_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform_values",
+                        "q_log_uniform_values"}  # fmt: skip
+
+
+def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param | None:
+    if not isinstance(spec, dict):
+        return Param(path, "fixed", value=spec)  # `optim.lr: 1e-4` pins a value
+    spec = dict(spec)
+    known = {"type", "low", "high", "log", "step", "choices", "value", "values", "distribution", "min", "max",
+             "q", "description"}  # fmt: skip
+    if unknown := sorted(set(spec) - known):
+        problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
+        return None
+    dist = spec.get("distribution")
+    kind = spec.get("type")
+    if dist is not None and dist not in _WANDB_DISTRIBUTIONS:
+        problems.append(f"{where}.distribution: {dist!r} is not supported; use one of "
+                        f"{', '.join(sorted(_WANDB_DISTRIBUTIONS))}")  # fmt: skip
+        return None
+    # W&B spelling -> native
+    if "value" in spec and kind is None and dist in (None, "constant"):
+        return Param(path, "fixed", value=spec["value"])
+    if "values" in spec and kind is None:
+        kind, spec["choices"] = "categorical", spec["values"]
+    if dist is not None and kind is None:
+        kind = {"categorical": "categorical", "int_uniform": "int", "uniform": "float", "q_uniform": "float",
+                "log_uniform_values": "float", "q_log_uniform_values": "float", "constant": "fixed"}[dist]  # fmt: skip
+        spec.setdefault("log", dist in ("log_uniform_values", "q_log_uniform_values"))
+        if "q" in spec:
+            spec.setdefault("step", spec["q"])
+    if "min" in spec or "max" in spec:
+        spec.setdefault("low", spec.get("min"))
+        spec.setdefault("high", spec.get("max"))
+        if kind is None:
+            both_int = all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("min", "max"))
+            kind = "int" if both_int else "float"
+    if kind is None:
+        problems.append(f"{where}: give `type` (float, int, categorical) or W&B's `values` / `distribution`")
+        return None
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            problems.append(f"{where}.choices: must be a non-empty list")
+            return None
+        return Param(path, "categorical", choices=tuple(choices))
+    if kind == "fixed":
+        return Param(path, "fixed", value=spec.get("value"))
+    if kind not in ("float", "int"):
+        problems.append(f"{where}.type: must be float, int or categorical (got {kind!r})")
+        return None
+    low, high = spec.get("low"), spec.get("high")
+    ok = True
+    for key, v in (("low", low), ("high", high)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+            problems.append(f"{where}.{key}: must be a number (got {v!r})")
+            ok = False
+    if not ok:
+        return None
+    if kind == "int" and (low != int(low) or high != int(high)):
+        problems.append(f"{where}: an int range needs whole bounds (got {low!r}, {high!r})")
+        return None
+    if low > high:
+        problems.append(f"{where}: low/min ({low!r}) is greater than high/max ({high!r})")
+        return None
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        problems.append(f"{where}: a log range must be above 0 (got low {low!r})")
+        return None
+    step = spec.get("step")
+    if step is not None and (not isinstance(step, (int, float)) or step <= 0):
+        problems.append(f"{where}.step: must be > 0 (got {step!r})")
+        return None
+    if step is not None and log:
+        problems.append(f"{where}: step and log cannot be combined (Optuna samples either)")
+        return None
+    return Param(path, kind, low=low, high=high, log=log, step=step)
+
+
+def _allowed_metrics(task: str) -> list[str]:
+    names = TASK_METRICS.get(task, ())
+    return [*(f"val/{m}" for m in names), *(f"test/{m}" for m in names), "val/f1_best", *MODEL_METRICS]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and check a sweep file; ConfigError lists every problem with its location."""
+    from experiments.config import validate
+
+    path = Path(path)
+    raw = load_yaml(path)
+    src = str(path)
+    try:
+        spec = SweepFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(e) for e in exc.errors()], src) from None
+
+    problems: list[str] = []
+    # base experiment
+    if isinstance(spec.base, str):
+        base_path = (path.parent / spec.base) if not Path(spec.base).is_absolute() else Path(spec.base)
+        if not base_path.is_file():
+            problems.append(f"base: experiment config not found: {base_path}")
+            base: dict[str, Any] = {}
+        else:
+            try:
+                base = load_yaml(base_path)
+            except ConfigError as exc:
+                problems.extend(f"base: {p}" for p in exc.problems)
+                base = {}
+    else:
+        base = copy.deepcopy(spec.base)
+    base_cfg = None
+    if base:
+        try:
+            base_cfg = validate(base)
+        except ConfigError as exc:
+            problems.extend(f"base.{p}" if not p.startswith("top level") else f"base: {p}" for p in exc.problems)
+
+    # objectives
+    if spec.metric and spec.metrics:
+        problems.append("metric / metrics: give one of them, not both")
+    objectives = spec.metrics or ([spec.metric] if spec.metric else [])
+    if not objectives:
+        problems.append("metric: required (e.g. {name: val/f1, goal: maximize})")
+    task = base_cfg.task if base_cfg else "text_classification"
+    allowed = _allowed_metrics(task)
+    for i, m in enumerate(objectives):
+        where = f"metrics[{i}]" if spec.metrics else "metric"
+        if m.name not in allowed:
+            problems.append(f"{where}.name: task {task!r} never logs {m.name!r}; choose one of {', '.join(allowed)}")
+    multi = len(objectives) > 1
+
+    # sampler / pruner, including the W&B spellings
+    sampler = spec.sampler.type or {"random": "random", "grid": "grid", "bayes": "tpe", None: None}[spec.method]
+    sampler = sampler or ("nsga2" if multi else "tpe")
+    pruner = spec.pruner
+    pruner_type = pruner.type
+    if spec.early_terminate is not None:
+        if pruner.type not in (None, "hyperband"):
+            problems.append("early_terminate: conflicts with pruner.type; give one of them")
+        pruner_type = "hyperband"
+        et = spec.early_terminate
+        pruner = pruner.model_copy(update={"min_resource": et.min_iter or pruner.min_resource,
+                                           "max_resource": et.max_iter or pruner.max_resource,
+                                           "reduction_factor": et.eta})  # fmt: skip
+    if pruner_type is None:
+        pruner_type = "none" if multi else "hyperband"
+    if multi and pruner_type != "none":
+        problems.append("pruner.type: Optuna cannot prune multi-objective studies; use none")
+    if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):
+        problems.append(f"pruner.type: pruning needs a per-epoch val/ metric, not {objectives[0].name!r}; "
+                        "use pruner.type: none")  # fmt: skip
+    if sampler == "nsga2" and not multi and spec.sampler.type == "nsga2":
+        pass  # NSGA-II also works single-objective
+    if not spec.budget.n_trials and not spec.budget.timeout:
+        problems.append("budget: give n_trials and/or timeout")
+
+    # parameters: shape, then each value against the experiment config
+    params: list[Param] = []
+    for key, value in spec.parameters.items():
+        where = f"parameters.{key}"
+        parts = key.split(".")
+        if not all(p.isidentifier() for p in parts):
+            problems.append(f"{where}: not a dot-path of config keys")
+            continue
+        p = _parse_param(key, value, where, problems)
+        if p is not None:
+            params.append(p)
+    if sampler == "grid":
+        for p in params:
+            if p.kind in ("float", "int") and not (p.step or p.kind == "int"):
+                problems.append(f"parameters.{p.path}: the grid sampler needs choices or a step")
+    if base_cfg is not None:
+        for p in params:
+            for v in p.probe_values():
+                try:
+                    validate(apply_overrides(base, [f"{p.path}={_yaml_value(v)}"]))
+                except ConfigError as exc:
+                    for msg in exc.problems:
+                        if msg.startswith(p.path + ": unknown key") or msg.startswith(p.path.rsplit(".", 1)[0] + ": unknown"):
+                            problems.append(f"parameters.{p.path}: the experiment config has no key {p.path!r}")
+                        else:
+                            problems.append(f"parameters.{p.path}: value {v!r} is invalid: {msg}")
+                    break
+        if base_cfg is not None:
+            for m in objectives[:1]:
+                if pruner_type != "none" and m.name.startswith("val/"):
+                    pass
+    # de-duplicate while keeping order
+    seen: set[str] = set()
+    problems = [p for p in problems if not (p in seen or seen.add(p))]
+    if problems:
+        raise ConfigError(problems, src)
+    return Sweep(
+        name=spec.name or path.stem, source=path, base=base, objectives=list(objectives), sampler=sampler,
+        sampler_seed=spec.sampler.seed, sampler_startup=spec.sampler.n_startup_trials, pruner=pruner,
+        pruner_type=pruner_type, budget=spec.budget, storage=spec.storage, faults=spec.faults, params=params,
+        project=spec.project, entity=spec.entity,
+    )  # fmt: skip

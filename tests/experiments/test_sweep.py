@@ -1,0 +1,279 @@
+"""Sweeps: a real Optuna study in SQLite, trials through train(cfg), workers, resume, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from experiments.config import experiment_id, load_config
+from experiments.errors import ConfigError
+from experiments.study import default_storage_url, load_study
+from experiments.sweep import create_study
+from experiments.sweep_config import load_sweep
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+ROOT = Path(__file__).parents[2]
+
+
+def write_sweep(tmp_path: Path, name: str = "tiny", **overrides: Any) -> Path:
+    spec: dict[str, Any] = {
+        "base": tiny_config(data={"batch_size": 8}, trainer={"max_epochs": 2}),
+        "metric": {"name": "val/f1", "goal": "maximize"},
+        "budget": {"n_trials": 3},
+        "sampler": {"type": "random", "seed": 3},
+        "parameters": {
+            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "model.hidden_dropout": {"values": [0.0, 0.1, 0.2]},
+            "peft.r": {"values": [0, 4]},
+        },
+    }
+    spec.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def study_of(tmp_path: Path, name: str = "tiny") -> optuna.Study:
+    return load_study(name, default_storage_url(tmp_path / "runs"))
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def sweep_cli(*args: str) -> Any:
+    result = runner.invoke(app, ["sweep", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    result = sweep_cli(str(path))
+    assert "Study tiny: 3 trial(s)" in result.output and "Best: trial" in result.output
+    study = study_of(tmp_path)
+    trials = finished(study)
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    ids = [t.user_attrs["experiment_id"] for t in trials]
+    assert len(set(ids)) == 3
+    for t, exp_id in zip(trials, ids):
+        rec = tmp_path / "runs" / exp_id
+        metrics = json.loads((rec / "metrics.json").read_text())
+        assert metrics["val/f1"] == pytest.approx(t.value)
+        config = yaml.safe_load((rec / "config.yaml").read_text())
+        assert config["optim"]["lr"] == pytest.approx(t.params["optim.lr"])
+        assert config["tracking"]["group"] == "tiny" and config["tracking"]["job_type"] == "sweep"
+    assert study.user_attrs["metrics"] == [{"name": "val/f1", "goal": "maximize"}]
+
+
+def test_rerunning_resumes_without_repeating_finished_trials(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    sweep_cli(str(path), "--n-trials", "2")
+    first = {t.number: t.user_attrs["experiment_id"] for t in finished(study_of(tmp_path))}
+    assert len(first) == 2
+    sweep_cli(str(path), "--n-trials", "4")
+    study = study_of(tmp_path)
+    after = {t.number: t.user_attrs["experiment_id"] for t in finished(study)}
+    assert len(after) == 4 and {k: after[k] for k in first} == first
+    assert len(set(after.values())) == 4
+    sweep_cli(str(path), "--n-trials", "4")  # budget met: nothing new
+    assert len(study_of(tmp_path).get_trials()) == 4
+
+
+def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path, metric={"name": "val/loss", "goal": "minimize"}, budget={"n_trials": 2},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        parameters={"optim.lr": {"type": "float", "low": 1e-9, "high": 1.0, "log": True}},
+    )  # fmt: skip
+    sw = load_sweep(path)
+    study = create_study(sw, tmp_path / "runs")
+    study.enqueue_trial({"optim.lr": 1e-9})  # barely moves: loss stays near ln 2
+    study.enqueue_trial({"optim.lr": 0.5})  # diverges in the first epoch
+    sweep_cli(str(path))
+    states = {t.params["optim.lr"]: t.state.name for t in study_of(tmp_path).get_trials()}
+    assert states == {1e-9: "COMPLETE", 0.5: "PRUNED"}
+    pruned = [t for t in study_of(tmp_path).get_trials() if t.state.name == "PRUNED"][0]
+    assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch
+    manifest = json.loads((tmp_path / "runs" / pruned.user_attrs["experiment_id"] / "manifest.json").read_text())
+    assert manifest["status"] == "pruned"
+
+
+def test_a_failing_trial_is_marked_failed_and_the_study_goes_on(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, budget={"n_trials": 2},
+                       parameters={"model.freeze_layers": {"values": [0, 9]}})  # 9 > the 2 layers there are
+    sw = load_sweep(path)
+    study = create_study(sw, tmp_path / "runs")
+    study.enqueue_trial({"model.freeze_layers": 9})
+    study.enqueue_trial({"model.freeze_layers": 0})
+    study.enqueue_trial({"model.freeze_layers": 0})
+    sweep_cli(str(path))
+    trials = study_of(tmp_path).get_trials()
+    assert trials[0].state.name == "FAIL" and "freeze_layers" in trials[0].user_attrs["error"]
+    assert len(finished(study_of(tmp_path))) == 2
+
+
+def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, budget={"n_trials": 4})
+    result = sweep_cli(str(path), "--workers", "2")
+    assert "2 worker(s), 1 CPU thread(s) each" in result.output
+    study = study_of(tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.user_attrs["experiment_id"] for t in trials}) == 4
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+
+
+def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
+                       trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3})  # fmt: skip
+    exe = Path(sys.executable).parent / "ecomlab"
+    proc = subprocess.Popen([str(exe), "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))  # fmt: skip
+    storage = default_storage_url(tmp_path / "runs")
+    victim = None
+    deadline = time.time() + 120
+    while victim is None and time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            running = [t for t in load_study("tiny", storage).get_trials() if t.state.name == "RUNNING"]
+        except Exception:
+            continue
+        for t in running:
+            if "pid" in t.user_attrs and "experiment_id" in t.user_attrs:
+                victim = t
+    assert victim is not None, "no trial started"
+    os.kill(victim.user_attrs["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    trials = load_study("tiny", storage).get_trials()
+    killed = trials[victim.number]
+    assert killed.state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == killed.params
+    assert len([t for t in trials if t.state.name == "COMPLETE"]) == 2
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+
+
+def test_every_shipped_sweep_validates() -> None:
+    files = sorted((ROOT / "sweeps").glob("*.yaml"))
+    assert len(files) >= 3
+    for path in files:
+        assert path.read_text().splitlines()[0].startswith("# ecomlab sweep "), path
+        sw = load_sweep(path)
+        searched = {p.path for p in sw.params if p.kind != "fixed"}
+        if path.stem != "quickstart":
+            assert {"optim.lr", "optim.warmup", "peft.r", "prune.ratio"} <= searched, path
+            assert any("dropout" in p for p in searched), path
+
+
+def test_a_wandb_sweep_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "wandb.yaml"
+    path.write_text(yaml.safe_dump({
+        "program": "train.py",
+        "method": "bayes",
+        "metric": {"name": "val/f1", "goal": "maximize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+        "base": tiny_config(),
+        "parameters": {
+            "optim.lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
+            "optim.warmup": {"distribution": "uniform", "min": 0.0, "max": 0.2},
+            "peft.r": {"distribution": "int_uniform", "min": 0, "max": 8},
+            "prune.ratio": {"distribution": "q_uniform", "min": 0.0, "max": 0.5, "q": 0.1},
+            "model.hidden_dropout": {"values": [0.0, 0.1]},
+            "seed": {"value": 3},
+        },
+    }))  # fmt: skip
+    sw = load_sweep(path)
+    p = {x.path: x for x in sw.params}
+    assert (p["optim.lr"].kind, p["optim.lr"].log, p["optim.lr"].low) == ("float", True, 1e-5)
+    assert (p["peft.r"].kind, p["peft.r"].high) == ("int", 8)
+    assert p["prune.ratio"].step == 0.1 and p["model.hidden_dropout"].choices == (0.0, 0.1)
+    assert p["seed"].kind == "fixed" and sw.trial_config({})["seed"] == 3
+    assert sw.sampler == "tpe" and sw.pruner_type == "hyperband" and sw.pruner.reduction_factor == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"parameters": {"optim.lr": {"type": "float", "low": 0.1, "high": 0.01}}},
+         "parameters.optim.lr: low/min (0.1) is greater than high/max (0.01)"),
+        ({"parameters": {"optim.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
+         "parameters.optim.lr: a log range must be above 0 (got low 0.0)"),
+        ({"parameters": {"optim.lrate": {"values": [0.1]}}},
+         "parameters.optim.lrate: the experiment config has no key 'optim.lrate'"),
+        ({"parameters": {"peft.r": {"values": [4, "big"]}}}, "parameters.peft.r: value 'big' is invalid"),
+        ({"parameters": {"optim.lr": {"type": "float", "lo": 1, "high": 2}}},
+         "parameters.optim.lr: unknown key(s) lo"),
+        ({"metric": {"name": "val/auc"}}, "metric.name: task 'text_classification' never logs 'val/auc'"),
+        ({"budget": {"n_trials": 0}}, "budget.n_trials:"),
+        ({"samplr": {"type": "tpe"}}, "samplr: unknown key"),
+        ({"base": "missing.yaml"}, "base: experiment config not found"),
+        ({"metrics": [{"name": "val/f1"}, {"name": "model/trainable_params", "goal": "minimize"}],
+          "metric": None, "pruner": {"type": "hyperband"}}, "pruner.type: Optuna cannot prune multi-objective"),
+    ],
+)
+def test_bad_sweep_files_give_their_error_before_any_trial(tmp_path: Path, change: dict, expected: str) -> None:
+    path = write_sweep(tmp_path, **change)
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(path)
+    assert any(expected in p for p in exc.value.problems), exc.value.problems
+    assert not (tmp_path / "runs").exists()
+
+
+def test_all_mistakes_are_reported_at_once(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, metric={"name": "val/auc"}, parameters={
+        "optim.lr": {"type": "float", "low": 1.0, "high": 0.1},
+        "optim.nope": {"values": [1]},
+        "peft.r": {"values": [-3]},
+    })  # fmt: skip
+    proc = subprocess.run([str(Path(sys.executable).parent / "ecomlab"), "sweep", str(path), "--dry-run"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "4 config problem(s)" in proc.stderr
+    for needle in ("metric.name", "parameters.optim.lr", "parameters.optim.nope", "parameters.peft.r"):
+        assert needle in proc.stderr
+
+
+def test_dry_run_prints_the_space_and_base_id(tmp_path: Path) -> None:
+    result = sweep_cli(str(write_sweep(tmp_path)), "--dry-run")
+    assert "float log [0.0001, 0.01]" in result.output and "base experiment id:" in result.output
+    assert not (tmp_path / "runs" / "optuna.db").exists() or not study_names(tmp_path)
+
+
+def study_names(tmp_path: Path) -> list[str]:
+    from experiments.study import storage
+
+    return [s.study_name for s in optuna.get_all_study_summaries(storage(default_storage_url(tmp_path / "runs")))]
+
+
+def test_best_export_reruns_to_the_same_experiment_id(tmp_path: Path) -> None:
+    sweep_cli(str(write_sweep(tmp_path, budget={"n_trials": 2})))
+    out = tmp_path / "best.yaml"
+    result = runner.invoke(app, ["study", "best", "tiny", "--export", str(out)])
+    assert result.exit_code == 0, result.output
+    best = study_of(tmp_path).best_trial
+    assert experiment_id(load_config(out)) == best.user_attrs["experiment_id"]
+    assert out.read_text().startswith(f"# ecomlab run {out}")
+    again = runner.invoke(app, ["run", str(out)])
+    assert "already completed" in again.output
+    shown = runner.invoke(app, ["study", "show", "tiny"])
+    assert best.user_attrs["experiment_id"] in shown.output
+    listed = runner.invoke(app, ["study", "list"])
+    assert "tiny" in listed.output
+    missing = runner.invoke(app, ["study", "show", "tinyy"])
+    assert missing.exit_code != 0 and "Close matches: tiny" in str(missing.exception)
