@@ -31,12 +31,13 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
         # several worker processes write to one file: wait for the lock instead of failing at once
         engine_kwargs = {"connect_args": {"timeout": 60}}
     kwargs: dict[str, Any] = {}
-    if heartbeat_interval:
-        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period or 3 * heartbeat_interval,
-                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat_interval:
+                kwargs = {"heartbeat_interval": heartbeat_interval,
+                          "grace_period": grace_period or 3 * heartbeat_interval,
+                          "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
             return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
         raise EcomlabError(f"storage: cannot open Optuna storage {_redact(url)}: {str(exc).splitlines()[0]}") from None

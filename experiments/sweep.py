@@ -236,7 +236,9 @@ def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None
         cmd += ["--n-trials", str(n_trials)]
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab")
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    # Own session: a Ctrl-C in the terminal reaches only the monitor, which forwards exactly one
+    # SIGINT, so a worker is never interrupted again while Optuna records its trial as failed.
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def plan_devices(workers: int, per_trial: int) -> list[list[str]] | None:

@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(int(threads))
+    import warnings
+
+    import optuna
+
+    # heartbeats and fail_stale_trials are marked experimental; the worker relies on them on purpose
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     from experiments.errors import EcomlabError
     from experiments.sweep import run_worker
 

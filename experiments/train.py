@@ -182,7 +182,10 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     fit_start = time.time()
     exit_code = 1
     try:
-        trainer.fit(module, datamodule=dm)
+        try:
+            trainer.fit(module, datamodule=dm)
+        except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
+            raise KeyboardInterrupt from exc
         fit_s = time.time() - fit_start
         if trainer.interrupted:
             raise KeyboardInterrupt
@@ -194,7 +197,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     except BaseException as exc:
         import optuna
 
-        manifest["status"] = "pruned" if isinstance(exc, optuna.TrialPruned) else "failed"
+        manifest["status"] = ("pruned" if isinstance(exc, optuna.TrialPruned)
+                              else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
         manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         raise
     finally:

@@ -60,6 +60,28 @@ def sweep_cli(*args: str) -> Any:
     return result
 
 
+def start_sweep(path: Path, tmp_path: Path) -> subprocess.Popen:
+    """`ecomlab sweep` as a separate process, as a user starts it in a terminal."""
+    exe = Path(sys.executable).parent / "ecomlab"
+    return subprocess.Popen([str(exe), "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))  # fmt: skip
+
+
+def wait_for_running_trial(storage: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+    """The first trial that is RUNNING and has started its run (so it has a worker pid)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = load_study("tiny", storage).get_trials()
+        except Exception:
+            continue  # the study is not created yet
+        for t in trials:
+            if t.state.name == "RUNNING" and "pid" in t.user_attrs and "experiment_id" in t.user_attrs:
+                return t
+    raise AssertionError("no trial started")
+
+
 def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path) -> None:
     path = write_sweep(tmp_path)
     result = sweep_cli(str(path))
@@ -140,22 +162,9 @@ def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Pa
 def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
                        trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3})  # fmt: skip
-    exe = Path(sys.executable).parent / "ecomlab"
-    proc = subprocess.Popen([str(exe), "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))  # fmt: skip
+    proc = start_sweep(path, tmp_path)
     storage = default_storage_url(tmp_path / "runs")
-    victim = None
-    deadline = time.time() + 120
-    while victim is None and time.time() < deadline:
-        time.sleep(0.3)
-        try:
-            running = [t for t in load_study("tiny", storage).get_trials() if t.state.name == "RUNNING"]
-        except Exception:
-            continue
-        for t in running:
-            if "pid" in t.user_attrs and "experiment_id" in t.user_attrs:
-                victim = t
-    assert victim is not None, "no trial started"
+    victim = wait_for_running_trial(storage)
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
@@ -277,3 +286,20 @@ def test_best_export_reruns_to_the_same_experiment_id(tmp_path: Path) -> None:
     assert "tiny" in listed.output
     missing = runner.invoke(app, ["study", "show", "tinyy"])
     assert missing.exit_code != 0 and "Close matches: tiny" in str(missing.exception)
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
+                       trainer={"max_epochs": 4}))  # fmt: skip
+    proc = start_sweep(path, tmp_path)
+    storage = default_storage_url(tmp_path / "runs")
+    wait_for_running_trial(storage)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    words = " ".join(out.split())
+    assert "Interrupted." in words and "to resume" in words
+    trials = load_study("tiny", storage).get_trials()
+    assert not [t for t in trials if t.state.name == "RUNNING"]  # storage left consistent
+    sweep_cli(str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert len(finished(load_study("tiny", storage))) == 2

@@ -1,0 +1,58 @@
+"""(c) The study machinery's share of trial time: storage, sampler, claim lock, bookkeeping.
+
+    python bench/sweep_overhead.py [--trials 5]
+
+One worker runs a small real-data sweep in this process; `train()` is timed around each call. The
+machinery's share is (worker wall time - time inside train()) / worker wall time (target <= 1%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).parent))
+import sweep_common  # noqa: E402
+
+import experiments.train as train_module  # noqa: E402
+from experiments.sweep import run_worker  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=5)
+    args = ap.parse_args()
+    inside: list[float] = []
+    real_train = train_module.train
+
+    def timed_train(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return real_train(*a, **kw)
+        finally:
+            inside.append(time.perf_counter() - start)
+
+    train_module.train = timed_train
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = sweep_common.write(Path(tmp), "warm", budget={"n_trials": 1}, pruner={"type": "none"})
+        run_worker(warm, Path(tmp) / "warm-runs", 0, None, console=Console(quiet=True))
+        inside.clear()
+        path = sweep_common.write(Path(tmp), "overhead", budget={"n_trials": args.trials},
+                                  sampler={"type": "tpe", "seed": 0, "n_startup_trials": 2})  # fmt: skip
+        start = time.perf_counter()
+        run_worker(path, Path(tmp) / "runs", 0, None, console=Console(quiet=True))
+        wall = time.perf_counter() - start
+    spent = sum(inside)
+    print(f"{args.trials} trials (TPE + Hyperband, tiny BERT, 2,000 real reviews), one worker")
+    print(f"worker wall time:  {wall:8.2f} s")
+    print(f"inside train():    {spent:8.2f} s  ({len(inside)} calls)")
+    print(f"study machinery:   {wall - spent:8.2f} s  = {(wall - spent) / wall:.2%} of the wall time  (target <= 1%)")
+
+
+if __name__ == "__main__":
+    main()
