@@ -146,9 +146,8 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
                     callbacks.append(PyTorchLightningPruningCallback(trial, monitor=sw.objectives[0].name))
                 metrics = train(cfg, runs_root, console=console, extra_callbacks=callbacks,
                                 extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
-            for k in SHOWN_METRICS:
-                if metrics.get(k) is not None:
-                    trial.set_user_attr(k, metrics[k])
+            # one write, not one per metric: each attribute is a storage transaction
+            trial.set_user_attr("metrics", {k: metrics[k] for k in SHOWN_METRICS if metrics.get(k) is not None})
             out = [_metric_value(metrics, m.name) for m in sw.objectives]
             return out if sw.multi_objective else out[0]
         except Exception as exc:
@@ -178,6 +177,17 @@ class _Lock:
             cm.__exit__(None, None, None)
 
 
+def effective_budget(sw: Sweep, n_trials: int | None = None) -> int | None:
+    """Finished trials to reach; a grid has no more points than its size."""
+    budget = n_trials or sw.budget.n_trials
+    if sw.sampler == "grid":
+        from experiments.study import grid_space
+
+        size = math.prod(len(v) for v in grid_space(sw).values())
+        budget = min(budget, size) if budget else size
+    return budget
+
+
 def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float | None,
                n_trials: int | None = None, console: Console | None = None) -> int:  # fmt: skip
     """One worker: claim and run trials until the study has its finished trials or time is up."""
@@ -185,7 +195,7 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
 
     console = console or Console()
     sw = load_sweep(sweep_file)
-    budget = n_trials or sw.budget.n_trials
+    budget = effective_budget(sw, n_trials)
     study = create_study(sw, runs_root, worker)
     lock = _Lock(sweep_dir(runs_root, sw.name) / "claim.lock")
     objective = make_objective(sw, runs_root, worker, console, lock)
@@ -206,7 +216,7 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
             time.sleep(min(2.0, sw.faults.heartbeat_interval))
             continue
         try:
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
             lock.release()  # if the trial could not even start
         ran += 1
@@ -262,7 +272,7 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
     console = console or Console()
     sw = load_sweep(sweep_file)
     study = create_study(sw, runs_root)
-    budget = n_trials or sw.budget.n_trials
+    budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None
     gpus = plan_devices(workers, devices_per_trial)
     threads = max(1, (os.cpu_count() or 1) // workers)

@@ -52,3 +52,23 @@ def tiny_config(**groups: Any) -> dict[str, Any]:
         else:
             cfg[group] = values
     return cfg
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests import postgres
+
+    why = postgres.available()
+    if why:
+        pytest.skip(why)
+    server = postgres.Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    """None means the default (SQLite under the runs folder); otherwise a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_server").new_database()

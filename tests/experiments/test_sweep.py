@@ -46,8 +46,8 @@ def write_sweep(tmp_path: Path, name: str = "tiny", **overrides: Any) -> Path:
     return path
 
 
-def study_of(tmp_path: Path, name: str = "tiny") -> optuna.Study:
-    return load_study(name, default_storage_url(tmp_path / "runs"))
+def study_of(tmp_path: Path, name: str = "tiny", url: str | None = None) -> optuna.Study:
+    return load_study(name, url or default_storage_url(tmp_path / "runs"))
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -82,11 +82,11 @@ def wait_for_running_trial(storage: str, timeout: float = 120) -> optuna.trial.F
     raise AssertionError("no trial started")
 
 
-def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path)
+def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path, storage_url: str | None) -> None:
+    path = write_sweep(tmp_path, storage=storage_url)
     result = sweep_cli(str(path))
     assert "Study tiny: 3 trial(s)" in result.output and "Best: trial" in result.output
-    study = study_of(tmp_path)
+    study = study_of(tmp_path, url=storage_url)
     trials = finished(study)
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     ids = [t.user_attrs["experiment_id"] for t in trials]
@@ -159,11 +159,12 @@ def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Pa
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}
 
 
-def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path) -> None:
+def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path, storage_url: str | None) -> None:
     path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
-                       trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3})  # fmt: skip
+                       trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3},
+                       storage=storage_url)  # fmt: skip
     proc = start_sweep(path, tmp_path)
-    storage = default_storage_url(tmp_path / "runs")
+    storage = storage_url or default_storage_url(tmp_path / "runs")
     victim = wait_for_running_trial(storage)
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
@@ -303,3 +304,29 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path) -> None:
     assert not [t for t in trials if t.state.name == "RUNNING"]  # storage left consistent
     sweep_cli(str(path), "--runs-dir", str(tmp_path / "runs"))
     assert len(finished(load_study("tiny", storage))) == 2
+
+
+def test_multi_objective_sweep_shows_its_pareto_front(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, metric=None, budget={"n_trials": 2}, sampler={"seed": 1},
+                       metrics=[{"name": "val/f1", "goal": "maximize"},
+                                {"name": "model/trainable_params", "goal": "minimize"}])  # fmt: skip
+    sw = load_sweep(path)
+    assert sw.sampler == "nsga2" and sw.pruner_type == "none"
+    result = sweep_cli(str(path))
+    assert "Pareto front: trial" in " ".join(result.output.split())
+    study = study_of(tmp_path)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(len(t.values) == 2 for t in study.best_trials)
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "nsga2", "grid"])
+def test_every_sampler_can_be_built(tmp_path: Path, kind: str) -> None:
+    from experiments import study as st
+
+    params = {"optim.lr": {"values": [1e-4, 1e-3]}, "peft.r": {"type": "int", "low": 0, "high": 8, "step": 4}}
+    sw = load_sweep(write_sweep(tmp_path, sampler={"type": kind, "seed": 0}, parameters=params))
+    sampler = st.sampler(sw)
+    assert type(sampler).__name__.lower().startswith({"tpe": "tpe", "random": "random", "gp": "gp", "cmaes": "cmaes",
+                                                      "nsga2": "nsgaii", "grid": "grid"}[kind])  # fmt: skip
+    if kind == "grid":
+        assert st.grid_space(sw) == {"optim.lr": [1e-4, 1e-3], "peft.r": [0, 4, 8]}
