@@ -1,6 +1,6 @@
 """(a) Compute to reach a target: TPE + Hyperband pruning vs random search without pruning.
 
-    python bench/sweep_pruning.py [--trials 12] [--seeds 0 1 2] [--target 0.80]
+    python bench/sweep_pruning.py [--trials 10] [--seeds 0 1 2] [--target 0.75]
 
 Both run the same small real-data sweep (tiny backbone, 2,000 women's clothing reviews, up to 4
 epochs, val/f1) with the same trial budget, one worker, for each seed. "Epochs until target" counts
@@ -49,9 +49,9 @@ def _epochs_trained(runs: Path, exp_id: str, manifest: dict) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--target", type=float, default=0.80)
+    ap.add_argument("--target", type=float, default=0.75)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

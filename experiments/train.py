@@ -189,6 +189,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         fit_s = time.time() - fit_start
         if trainer.interrupted:
             raise KeyboardInterrupt
+        # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
+        # evaluation passes below as one more epoch.
+        trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])]
         best_epoch = _load_best(module, checkpoint.best_model_path)
         # every val/ metric of the chosen checkpoint (not only the monitored one), then test
         (val,) = trainer.validate(module, datamodule=dm, verbose=False)

@@ -99,6 +99,8 @@ def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path, storag
         assert config["optim"]["lr"] == pytest.approx(t.params["optim.lr"])
         assert config["tracking"]["group"] == "tiny" and config["tracking"]["job_type"] == "sweep"
     assert study.user_attrs["metrics"] == [{"name": "val/f1", "goal": "maximize"}]
+    for t in trials:  # one report per training epoch (max_epochs 2), none from the final evaluation
+        assert sorted(t.intermediate_values) == [0, 1]
 
 
 def test_rerunning_resumes_without_repeating_finished_trials(tmp_path: Path) -> None:
@@ -330,3 +332,17 @@ def test_every_sampler_can_be_built(tmp_path: Path, kind: str) -> None:
                                                       "nsga2": "nsgaii", "grid": "grid"}[kind])  # fmt: skip
     if kind == "grid":
         assert st.grid_space(sw) == {"optim.lr": [1e-4, 1e-3], "peft.r": [0, 4, 8]}
+
+
+def test_trial_wandb_runs_share_the_study_group_and_carry_params_at_top_level(tmp_path: Path) -> None:
+    from tests.wandb_records import summary
+
+    base = tiny_config(tracking={"mode": "offline"}, trainer={"max_epochs": 1})
+    sweep_cli(str(write_sweep(tmp_path, base=base, budget={"n_trials": 1})))
+    (trial,) = study_of(tmp_path).get_trials()
+    (run_file,) = (tmp_path / "runs" / trial.user_attrs["experiment_id"]).glob("wandb/offline-run-*/run-*.wandb")
+    info = summary(run_file)
+    assert info["group"] == "tiny" and info["job_type"] == "sweep" and "study:tiny" in info["tags"]
+    assert info["config"]["optim.lr"] == pytest.approx(trial.params["optim.lr"])  # flat, for W&B's panels
+    assert info["config"]["trial"] == trial.number and info["config"]["study"] == "tiny"
+    assert "val/f1" in info["history"] and info["summary"]["val/f1"] == pytest.approx(trial.value)

