@@ -312,6 +312,7 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
         for w in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 w.proc.wait(timeout=60)
+    console.print()  # the live view leaves the cursor on its last line
     show_study(study, console)
     if interrupted:
         console.print(f"[yellow]Interrupted.[/] Finished trials are kept; run `ecomlab sweep {sweep_file}` to resume.")
