@@ -25,32 +25,28 @@ import experiments.train as train_module  # noqa: E402
 from experiments.sweep import run_worker  # noqa: E402
 
 
+def timed(fn, sink: list[float]):
+    """`fn`, appending the duration of every call to `sink`."""
+
+    def wrapper(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            sink.append(time.perf_counter() - start)
+
+    return wrapper
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=5)
     args = ap.parse_args()
     inside: list[float] = []
-    real_train = train_module.train
-
-    def timed_train(*a, **kw):
-        start = time.perf_counter()
-        try:
-            return real_train(*a, **kw)
-        finally:
-            inside.append(time.perf_counter() - start)
-
-    train_module.train = timed_train
     setup: list[float] = []
-    real_create = sweep_module.create_study
-
-    def timed_create(*a, **kw):
-        start = time.perf_counter()
-        try:
-            return real_create(*a, **kw)
-        finally:
-            setup.append(time.perf_counter() - start)
-
-    sweep_module.create_study = timed_create  # run_worker looks it up in the module at call time
+    train_module.train = timed(train_module.train, inside)
+    # run_worker looks create_study up in its module at call time
+    sweep_module.create_study = timed(sweep_module.create_study, setup)
     with tempfile.TemporaryDirectory() as tmp:
         warm = sweep_common.write(Path(tmp), "warm", budget={"n_trials": 1}, pruner={"type": "none"})
         run_worker(warm, Path(tmp) / "warm-runs", 0, None, console=Console(quiet=True))

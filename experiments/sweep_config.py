@@ -318,8 +318,6 @@ def load_sweep(path: str | Path) -> Sweep:
     if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):
         problems.append(f"pruner.type: pruning needs a per-epoch val/ metric, not {objectives[0].name!r}; "
                         "use pruner.type: none")  # fmt: skip
-    if sampler == "nsga2" and not multi and spec.sampler.type == "nsga2":
-        pass  # NSGA-II also works single-objective
     if not spec.budget.n_trials and not spec.budget.timeout:
         problems.append("budget: give n_trials and/or timeout")
 
@@ -350,10 +348,6 @@ def load_sweep(path: str | Path) -> Sweep:
                         else:
                             problems.append(f"parameters.{p.path}: value {v!r} is invalid: {msg}")
                     break
-        if base_cfg is not None:
-            for m in objectives[:1]:
-                if pruner_type != "none" and m.name.startswith("val/"):
-                    pass
     # de-duplicate while keeping order
     seen: set[str] = set()
     problems = [p for p in problems if not (p in seen or seen.add(p))]

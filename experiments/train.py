@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,28 @@ def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
     return statistics.median(times[3:]) * 1000
 
 
+def _mark_failed(out: Path, manifest: dict[str, Any], exc: BaseException) -> None:
+    """Record why a run did not complete: pruned (by a sweep), interrupted, or failed."""
+    if manifest.get("status") != "running":
+        return
+    import optuna
+
+    manifest["status"] = ("pruned" if isinstance(exc, optuna.TrialPruned)
+                          else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
+    manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    run_record.write_json(out / "manifest.json", manifest)
+
+
+@contextlib.contextmanager
+def _status_on_error(out: Path, manifest: dict[str, Any]) -> Iterator[None]:
+    """Whatever fails after the record is opened (data, model, training), the manifest says so."""
+    try:
+        yield
+    except BaseException as exc:
+        _mark_failed(out, manifest, exc)
+        raise
+
+
 def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
           console: Console | None = None, extra_callbacks: list[Any] | None = None,
           extra_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -130,108 +154,97 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     }
     run_record.write_json(out / "manifest.json", manifest)
 
-    _seed_and_determinism(cfg)
-    dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model), console=console)
-    dm.prepare_data()
-    prep_start = time.time()
-    dm.setup("fit")
-    prep_s = time.time() - prep_start
+    with _status_on_error(out, manifest):
+        _seed_and_determinism(cfg)
+        dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model), console=console)
+        dm.prepare_data()
+        prep_start = time.time()
+        dm.setup("fit")
+        prep_s = time.time() - prep_start
 
-    # Re-seed so that model init does not depend on whether data came from the cache.
-    _seed_and_determinism(cfg)
-    model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
-    o = cfg.optim
-    module = TASKS[cfg.task](model, len(dm.label_names), lr=o.lr, weight_decay=o.weight_decay,
-                             warmup=o.warmup, schedule=o.schedule)  # fmt: skip
-    trainable, total = backbones.count_parameters(model)
+        # Re-seed so that model init does not depend on whether data came from the cache.
+        _seed_and_determinism(cfg)
+        model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
+        o = cfg.optim
+        module = TASKS[cfg.task](model, len(dm.label_names), lr=o.lr, weight_decay=o.weight_decay,
+                                 warmup=o.warmup, schedule=o.schedule)  # fmt: skip
+        trainable, total = backbones.count_parameters(model)
 
-    manifest.update({
-        "environment": run_record.environment(),
-        "data": {"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
-                 "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
-                 "cleaning": dm.report.to_dict() if dm.report else None},
-        "tokenizer": {"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)},
-    })  # fmt: skip
-    run_record.write_json(out / "manifest.json", manifest)
+        manifest.update({
+            "environment": run_record.environment(),
+            "data": {"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
+                     "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
+                     "cleaning": dm.report.to_dict() if dm.report else None},
+            "tokenizer": {"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)},
+        })  # fmt: skip
+        run_record.write_json(out / "manifest.json", manifest)
 
-    t = cfg.trainer
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=t.monitor, mode=t.mode,
-                                 save_top_k=1, save_weights_only=True, auto_insert_metric_name=False)  # fmt: skip
-    callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
-                            RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
-    if cfg.prune.ratio > 0:
-        callbacks.append(ScheduledPruning(backbones.prunable_linears(model), cfg.prune.ratio, cfg.prune.epochs))
-    callbacks.extend(extra_callbacks or [])
+        t = cfg.trainer
+        checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=t.monitor, mode=t.mode,
+                                     save_top_k=1, save_weights_only=True, auto_insert_metric_name=False)  # fmt: skip
+        callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
+                                RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
+        if cfg.prune.ratio > 0:
+            callbacks.append(ScheduledPruning(backbones.prunable_linears(model), cfg.prune.ratio, cfg.prune.epochs))
+        callbacks.extend(extra_callbacks or [])
 
-    tags = [cfg.data.dataset, cfg.task]
-    wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags)
-    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
-    if wandb_logger is not None:
-        loggers.append(wandb_logger)
-    manifest["tracking"] = {"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
-                            "run_id": wandb_logger.experiment.id if wandb_logger else None}  # fmt: skip
-    run_record.write_json(out / "manifest.json", manifest)
+        tags = [cfg.data.dataset, cfg.task]
+        wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags)
+        loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
+        if wandb_logger is not None:
+            loggers.append(wandb_logger)
+        manifest["tracking"] = {"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
+                                "run_id": wandb_logger.experiment.id if wandb_logger else None}  # fmt: skip
+        run_record.write_json(out / "manifest.json", manifest)
 
-    batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
-    trainer = pl.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-        deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        gradient_clip_val=o.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
-    )  # fmt: skip
-    fit_start = time.time()
-    exit_code = 1
-    try:
+        batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
+        trainer = pl.Trainer(
+            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+            deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
+            limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+            gradient_clip_val=o.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
+        )  # fmt: skip
+        fit_start = time.time()
         try:
-            trainer.fit(module, datamodule=dm)
-        except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
-            raise KeyboardInterrupt from exc
-        fit_s = time.time() - fit_start
-        if trainer.interrupted:
-            raise KeyboardInterrupt
-        # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
-        # evaluation passes below as one more epoch.
-        trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])]
-        best_epoch = _load_best(module, checkpoint.best_model_path)
-        # every val/ metric of the chosen checkpoint (not only the monitored one), then test
-        (val,) = trainer.validate(module, datamodule=dm, verbose=False)
-        (test,) = trainer.test(module, datamodule=dm, verbose=False)
-        exit_code = 0
-    except BaseException as exc:
-        import optuna
-
-        manifest["status"] = ("pruned" if isinstance(exc, optuna.TrialPruned)
-                              else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
-        manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-        raise
-    finally:
-        if exit_code:
-            manifest.setdefault("status", "failed")
-            if manifest["status"] == "running":
-                manifest["status"] = "failed"
-            run_record.write_json(out / "manifest.json", manifest)
+            try:
+                trainer.fit(module, datamodule=dm)
+            except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
+                raise KeyboardInterrupt from exc
+            fit_s = time.time() - fit_start
+            if trainer.interrupted:
+                raise KeyboardInterrupt
+            # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
+            # evaluation passes below as one more epoch.
+            trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])]
+            best_epoch = _load_best(module, checkpoint.best_model_path)
+            # every val/ metric of the chosen checkpoint (not only the monitored one), then test
+            (val,) = trainer.validate(module, datamodule=dm, verbose=False)
+            (test,) = trainer.test(module, datamodule=dm, verbose=False)
+        except BaseException as exc:
+            _mark_failed(out, manifest, exc)
             tracking.finish(wandb_logger, {"status": manifest["status"]}, exit_code=1)
+            raise
 
-    metrics: dict[str, Any] = {k: float(v) for k, v in sorted({**val, **test}.items())}
-    metrics["val/f1_best"] = float(module.val_f1_best.compute())
-    metrics.update({
-        "best_epoch": best_epoch,
-        "epochs_trained": trainer.current_epoch,
-        "model/trainable_params": trainable,
-        "model/total_params": total,
-        "model/sparsity": round(backbones.sparsity(module.model), 6),
-        "model/latency_ms": round(_latency_ms(module, dm), 3),
-    })  # fmt: skip
-    if t.save_weights:
-        save_model(module.model, str(out / "model.safetensors"))
-        metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)
-        manifest["weights_sha256"] = run_record.sha256_of(out / "model.safetensors")
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the safetensors file replaces it
-    metrics.update({"time/data_prep_s": round(prep_s, 3), "time/fit_s": round(fit_s, 3),
-                    "time/total_s": round(time.time() - started, 3)})  # fmt: skip
+        metrics: dict[str, Any] = {k: float(v) for k, v in sorted({**val, **test}.items())}
+        metrics["val/f1_best"] = float(module.val_f1_best.compute())
+        metrics.update({
+            "best_epoch": best_epoch,
+            "epochs_trained": trainer.current_epoch,
+            "model/trainable_params": trainable,
+            "model/total_params": total,
+            "model/sparsity": round(backbones.sparsity(module.model), 6),
+            "model/latency_ms": round(_latency_ms(module, dm), 3),
+        })  # fmt: skip
+        if t.save_weights:
+            save_model(module.model, str(out / "model.safetensors"))
+            metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)
+            manifest["weights_sha256"] = run_record.sha256_of(out / "model.safetensors")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the safetensors file replaces it
+        metrics.update({"time/data_prep_s": round(prep_s, 3), "time/fit_s": round(fit_s, 3),
+                        "time/total_s": round(time.time() - started, 3)})  # fmt: skip
 
-    manifest.update({"status": "completed", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    run_record.write_json(out / "manifest.json", manifest)
-    tracking.finish(wandb_logger, metrics)
-    run_record.write_json(out / "metrics.json", metrics)  # last: its presence marks a completed run
-    return metrics
+        manifest.update({"status": "completed", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        run_record.write_json(out / "manifest.json", manifest)
+        tracking.finish(wandb_logger, metrics)
+        run_record.write_json(out / "metrics.json", metrics)  # last: its presence marks a completed run
+        return metrics

@@ -147,6 +147,8 @@ def test_a_failing_trial_is_marked_failed_and_the_study_goes_on(tmp_path: Path) 
     sweep_cli(str(path))
     trials = study_of(tmp_path).get_trials()
     assert trials[0].state.name == "FAIL" and "freeze_layers" in trials[0].user_attrs["error"]
+    manifest = json.loads((tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "freeze_layers" in manifest["error"]
     assert len(finished(study_of(tmp_path))) == 2
 
 
