@@ -127,6 +127,46 @@ def runs(runs_dir: RunsDir = None) -> None:
 
 
 @app.command()
+def compare(
+    targets: Annotated[list[str], typer.Argument(help="Experiment ids and/or study names.")],
+    sort: Annotated[str | None, typer.Option("--sort", help="Column to sort by (descending).")] = None,
+    ascending: Annotated[bool, typer.Option("--ascending", help="Sort ascending instead.")] = False,
+    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Keep rows where e.g. 'val/f1>0.8'.")] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N rows.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """Runs side by side: the parameters that differ, val/test metrics, duration, size, sparsity."""
+    from experiments import run_record
+    from experiments.compare import collect, table_rows, write_csv
+
+    root = run_record.runs_root(runs_dir)
+    records = collect(targets, root, storage)
+    if not records:
+        console.print("No completed runs to compare.")
+        return
+    columns, rows = table_rows(records, sort=sort, ascending=ascending, filters=filter_ or [], top=top)
+    table = Table(title=f"{len(rows)} of {len(records)} run(s)")
+    for col in columns:
+        table.add_column(col, overflow="fold", no_wrap=col == "experiment_id")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    _wide(max(160, 14 * len(columns))).print(table)
+    if csv_path:
+        write_csv(csv_path, columns, rows)
+        console.print(f"Wrote {csv_path}")
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.4f}"
+    return str(v)
+
+
+@app.command()
 def datasets() -> None:
     """List the registered data sets with their tasks, size, language, source asset and licence."""
     from experiments.assets import ASSETS

@@ -1,0 +1,132 @@
+"""`ecomlab compare`: the chosen runs (or every run of a study) side by side.
+
+Only the parameters that differ between the runs are shown, next to their metrics, duration,
+trainable parameters, sparsity, model size and best epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import operator
+import re
+from pathlib import Path
+from typing import Any
+
+from experiments import run_record
+from experiments.errors import EcomlabError
+
+SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
+OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt,
+       "<": operator.lt, "=": operator.eq}  # fmt: skip
+FILTER = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def collect(targets: list[str], runs_root: Path, storage_url: str | None) -> list[run_record.RunRecord]:
+    """Run records for experiment ids and study names, in the order given, without repeats."""
+    records: list[run_record.RunRecord] = []
+    seen: set[str] = set()
+    known_ids = [r.exp_id for r in run_record.list_records(runs_root)]
+    for target in targets:
+        if run_record.ID_PATTERN.match(target) and target in known_ids:
+            found = [run_record.read(runs_root, target)]
+        else:
+            found = _study_records(target, runs_root, storage_url, known_ids)
+        for rec in found:
+            if rec.exp_id not in seen:
+                seen.add(rec.exp_id)
+                records.append(rec)
+    return records
+
+
+def _study_records(name: str, runs_root: Path, storage_url: str | None,
+                   known_ids: list[str]) -> list[run_record.RunRecord]:  # fmt: skip
+    import optuna
+
+    from experiments.study import default_storage_url, storage
+
+    url = storage_url or default_storage_url(runs_root)
+    studies: list[str] = []
+    if storage_url or (runs_root / "optuna.db").is_file():
+        studies = [s.study_name for s in optuna.get_all_study_summaries(storage(url), include_best_trial=False)]
+    if name not in studies:
+        close = difflib.get_close_matches(name, known_ids + studies, n=5, cutoff=0.5)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise EcomlabError(f"{name!r} is neither a run record under {runs_root}/ nor a study in the storage."
+                           f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)")  # fmt: skip
+    study = optuna.load_study(study_name=name, storage=storage(url))
+    ids = [t.user_attrs.get("experiment_id") for t in study.get_trials(deepcopy=False)]
+    return [run_record.read(runs_root, i) for i in ids if i in known_ids]
+
+
+def differing(records: list[run_record.RunRecord]) -> list[str]:
+    """Config keys (dot-paths) whose values are not the same in every record; `tracking` left out."""
+    flat = [flatten(r.config) for r in records]
+    keys = sorted({k for f in flat for k in f if not k.startswith("tracking.")})
+    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+
+
+def parse_filter(expr: str) -> tuple[str, Any, float | str]:
+    m = FILTER.match(expr)
+    if not m:
+        raise EcomlabError(f"--filter {expr!r}: expected METRIC OP VALUE, e.g. 'val/f1>0.8' (ops: {' '.join(OPS)})")
+    name, op, raw = m.groups()
+    try:
+        value: float | str = float(raw)
+    except ValueError:
+        value = raw
+    return name, OPS[op], value
+
+
+def table_rows(records: list[run_record.RunRecord], sort: str | None = None, ascending: bool = False,
+               filters: list[str] | None = None, top: int | None = None) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+    """(columns, rows): differing parameters, then val/test metrics, then the run facts."""
+    params = differing(records)
+    metric_names = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
+    columns = ["experiment_id", "status", *params, *metric_names, *SHOWN]
+    rows = []
+    for r in records:
+        flat, m = flatten(r.config), r.metrics or {}
+        row = {"experiment_id": r.exp_id, "status": r.manifest.get("status", "?")}
+        row.update({p: flat.get(p) for p in params})
+        row.update({k: m.get(k) for k in (*metric_names, *SHOWN)})
+        rows.append(row)
+    for expr in filters or []:
+        name, op, value = parse_filter(expr)
+        if name not in columns:
+            raise EcomlabError(f"--filter {expr!r}: no column {name!r}; columns: {', '.join(columns)}")
+        rows = [r for r in rows if r.get(name) is not None and _compare(op, r[name], value)]
+    if sort:
+        if sort not in columns:
+            raise EcomlabError(f"--sort {sort!r}: no column {sort!r}; columns: {', '.join(columns)}")
+        present = [r for r in rows if r.get(sort) is not None]
+        missing = [r for r in rows if r.get(sort) is None]
+        rows = sorted(present, key=lambda r: r[sort], reverse=not ascending) + missing
+    if top is not None:
+        rows = rows[:top]
+    return columns, rows
+
+
+def _compare(op: Any, left: Any, right: float | str) -> bool:
+    try:
+        return bool(op(float(left), right)) if isinstance(right, float) else bool(op(str(left), right))
+    except (TypeError, ValueError):
+        return False
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)

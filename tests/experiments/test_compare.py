@@ -1,0 +1,77 @@
+"""`ecomlab compare`: differing parameters only, sort/filter/top/CSV, studies, clear errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from experiments import run_record
+from experiments.cli import app
+from experiments.compare import collect, table_rows
+from experiments.config import experiment_id, validate
+from experiments.errors import EcomlabError
+from experiments.train import train
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> list[str]:
+    ids = []
+    for lr in (1e-3, 3e-3):
+        cfg = validate(tiny_config(optim={"lr": lr}, trainer={"max_epochs": 1}))
+        train(cfg)
+        ids.append(experiment_id(cfg))
+    return ids
+
+
+def test_only_the_parameters_that_differ_are_shown(tmp_path: Path, two_runs: list[str]) -> None:
+    records = collect(two_runs, tmp_path / "runs", None)
+    columns, rows = table_rows(records)
+    params = [c for c in columns if "." in c]
+    assert params == ["optim.lr"]  # not seed, data.path, model.backbone, ...
+    assert {"val/f1", "test/acc", "best_epoch", "model/trainable_params", "model/sparsity"} <= set(columns)
+    assert [r["optim.lr"] for r in rows] == [1e-3, 3e-3]
+
+
+def test_sort_filter_top_and_csv(tmp_path: Path, two_runs: list[str]) -> None:
+    records = collect(two_runs, tmp_path / "runs", None)
+    _, rows = table_rows(records, sort="optim.lr")
+    assert [r["optim.lr"] for r in rows] == [3e-3, 1e-3]
+    _, rows = table_rows(records, sort="optim.lr", ascending=True, top=1)
+    assert [r["optim.lr"] for r in rows] == [1e-3]
+    _, rows = table_rows(records, filters=["optim.lr>0.002"])
+    assert [r["experiment_id"] for r in rows] == [two_runs[1]]
+    out = tmp_path / "cmp.csv"
+    result = runner.invoke(app, ["compare", *two_runs, "--csv", str(out), "--sort", "test/acc"])
+    assert result.exit_code == 0, result.output
+    assert two_runs[0] in result.output and two_runs[1] in result.output
+    with open(out) as f:
+        table = list(csv.DictReader(f))
+    assert {r["experiment_id"] for r in table} == set(two_runs) and "optim.lr" in table[0]
+
+
+def test_unknown_targets_list_close_matches(tmp_path: Path, two_runs: list[str]) -> None:
+    typo = two_runs[0][:-1] + ("0" if two_runs[0][-1] != "0" else "1")
+    with pytest.raises(EcomlabError, match=f"Close matches: .*{two_runs[0]}"):
+        collect([typo], tmp_path / "runs", None)
+    with pytest.raises(EcomlabError, match="expected METRIC OP VALUE"):
+        table_rows(collect(two_runs, tmp_path / "runs", None), filters=["val/f1 is high"])
+    with pytest.raises(EcomlabError, match="no column 'val/auc'"):
+        table_rows(collect(two_runs, tmp_path / "runs", None), sort="val/auc")
+
+
+def test_a_study_name_compares_all_its_runs(tmp_path: Path) -> None:
+    from tests.experiments.test_sweep import write_sweep
+
+    result = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, budget={"n_trials": 2}))])
+    assert result.exit_code == 0, result.output
+    records = collect(["tiny"], tmp_path / "runs", None)
+    assert len(records) == 2
+    assert all(r.exp_id in {x.exp_id for x in run_record.list_records(tmp_path / "runs")} for r in records)
+    columns, _ = table_rows(records)
+    assert "optim.lr" in columns and "tracking.group" not in columns
