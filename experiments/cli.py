@@ -313,9 +313,9 @@ def dashboard(
     storage: StorageOpt = None,
     runs_dir: RunsDir = None,
 ) -> None:
-    """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise."""
-    from optuna_dashboard import run_server
-
+    """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise; request
+    bodies over 1 MiB are refused."""
+    from experiments.dashboard import serve
     from experiments.study import load_study
     from experiments.study import storage as open_storage
 
@@ -324,7 +324,7 @@ def dashboard(
         load_study(study_name, url)  # a clear error for a wrong name
     where = f"http://{host}:{port}/dashboard" + (f"/studies/{study_name}" if study_name else "")
     console.print(f"optuna-dashboard on {where} (Ctrl-C stops it)")
-    run_server(open_storage(url), host=host, port=port)
+    serve(open_storage(url), host=host, port=port)
 
 
 @app.command("config")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
             detail = json.loads(r.read())
         assert detail["trials"][0]["values"] == [0.81]
         assert detail["trials"][0]["params"][0]["name"] == "optim.lr"
+        big = urllib.request.Request(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}/note",
+                                     data=b"x" * (2 << 20), method="PUT")  # fmt: skip
+        try:
+            urllib.request.urlopen(big, timeout=5)
+            raise AssertionError("a 2 MiB body was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 413
         with socket.socket() as s:  # bound to loopback only
             s.settimeout(1)
             host_ip = socket.gethostbyname(socket.gethostname())
