@@ -46,21 +46,52 @@ def resolve(backbone: str) -> str:
 def _tiny_dir(prep_key: str, m: ModelConfig) -> Path:
     from datamodules.token_cache import fingerprint
 
-    return assets.cache_root() / "tiny" / fingerprint(prep_key, m.tiny.model_dump())[:16]
+    return assets.cache_root() / "tiny" / fingerprint("tiny-vocab-v2", prep_key, m.tiny.model_dump())[:16]
+
+
+def tiny_vocab(texts: list[str], vocab_size: int) -> list[str]:
+    """A WordPiece vocabulary built deterministically from the training texts.
+
+    The tokenizers library's trainer breaks ties between equally frequent merges in hash order, so
+    two trainings on the same texts give different vocabularies (and different results). This one is
+    a pure function of the texts: special tokens, the characters (most frequent first), their `##`
+    continuations, then whole words seen at least twice, by frequency and then alphabetically.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
+    chars: Counter[str] = Counter()
+    inner: Counter[str] = Counter()
+    for w, n in words.items():
+        chars[w[0]] += n
+        for c in w[1:]:
+            inner[c] += n
+    by_count = lambda c: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
+    vocab = list(SPECIAL_TOKENS)
+    seen = set(vocab)
+    for token in ([ch for ch, _ in by_count(chars + inner)] + [f"##{ch}" for ch, _ in by_count(inner)]
+                  + [w for w, n in by_count(words) if n >= 2 and len(w) > 1]):  # fmt: skip
+        if len(vocab) >= vocab_size:
+            break
+        if token not in seen:
+            seen.add(token)
+            vocab.append(token)
+    return vocab
 
 
 def save_tiny_backbone(texts: list[str], m: ModelConfig, out: Path) -> None:
-    """Train the WordPiece tokenizer on `texts`; save it and the matching BertConfig to `out`."""
+    """Build the WordPiece tokenizer from `texts`; save it and the matching BertConfig to `out`."""
     from tokenizers import BertWordPieceTokenizer
-    from tokenizers.processors import BertProcessing
     from transformers import BertConfig, PreTrainedTokenizerFast
 
-    tk = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
-    tk.train_from_iterator(texts, vocab_size=m.tiny.vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
-                           show_progress=False)  # fmt: skip
-    tk._tokenizer.post_processor = BertProcessing(
-        ("[SEP]", tk.token_to_id("[SEP]")), ("[CLS]", tk.token_to_id("[CLS]"))
-    )
+    vocab = {tok: i for i, tok in enumerate(tiny_vocab(texts, m.tiny.vocab_size))}
+    tk = BertWordPieceTokenizer(vocab, clean_text=True, handle_chinese_chars=True, lowercase=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tk._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                    model_max_length=512)  # fmt: skip

@@ -83,7 +83,7 @@ class TinyBackbone(Group):
     layers: int = Field(2, ge=1, le=12, description="Transformer layers of the `tiny` backbone.")
     hidden: int = Field(128, ge=16, le=1024, description="Hidden size of the `tiny` backbone.")
     heads: int = Field(2, ge=1, le=16, description="Attention heads of the `tiny` backbone.")
-    vocab_size: int = Field(8000, ge=200, le=100_000, description="WordPiece vocabulary trained on the train split.")
+    vocab_size: int = Field(8000, ge=50, le=100_000, description="WordPiece vocabulary built from the train split.")
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> TinyBackbone:

@@ -94,8 +94,8 @@ def test_token_cache_hit_and_miss(fresh_cache: Path) -> None:
     longer.setup()
     assert longer.cache_hit is False
     other_tokenizer = TextFileDataModule(
-        validate(tiny_config(model={"tiny": {"vocab_size": 400}})).data,
-        tokenizer_loader(validate(tiny_config(model={"tiny": {"vocab_size": 400}})).model),
+        validate(tiny_config(model={"tiny": {"vocab_size": 60}})).data,
+        tokenizer_loader(validate(tiny_config(model={"tiny": {"vocab_size": 60}})).model),
     )
     other_tokenizer.setup()
     assert other_tokenizer.cache_hit is False
