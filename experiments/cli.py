@@ -139,7 +139,7 @@ def compare(
 ) -> None:  # fmt: skip
     """Runs side by side: the parameters that differ, val/test metrics, duration, size, sparsity."""
     from experiments import run_record
-    from experiments.compare import collect, table_rows, write_csv
+    from experiments.compare import collect, fmt_value, table_rows, write_csv
 
     root = run_record.runs_root(runs_dir)
     records = collect(targets, root, storage)
@@ -151,19 +151,11 @@ def compare(
     for col in columns:
         table.add_column(col, overflow="fold", no_wrap=col == "experiment_id")
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(fmt_value(row.get(c)) for c in columns))
     _wide(max(160, 14 * len(columns))).print(table)
     if csv_path:
         write_csv(csv_path, columns, rows)
         console.print(f"Wrote {csv_path}")
-
-
-def _cell(v: object) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.4f}"
-    return str(v)
 
 
 @app.command()

@@ -125,6 +125,15 @@ def _compare(op: Any, left: Any, right: float | str) -> bool:
         return False
 
 
+def fmt_value(v: Any, digits: int = 4) -> str:
+    """A table cell: `-` for missing, floats to `digits` places (or significant digits when tiny/huge)."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.{digits}f}"
+    return str(v)
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=columns)

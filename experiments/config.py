@@ -232,11 +232,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return path, parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of `raw` with each `key.path=value` set (validation happens afterwards)."""
+def set_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `raw` with each dot-path in `values` set (validation happens afterwards)."""
     out = copy.deepcopy(raw)
-    for item in overrides:
-        path, value = parse_override(item)
+    for key, value in values.items():
+        path = key.split(".")
         node = out
         for part in path[:-1]:
             child = node.get(part)
@@ -246,6 +246,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[path[-1]] = value
     return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with each `key.path=value` from --set applied."""
+    return set_values(raw, {".".join(path): value for path, value in map(parse_override, overrides)})
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

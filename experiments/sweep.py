@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from experiments import run_record
+from experiments.compare import fmt_value
 from experiments.config import ExperimentConfig, experiment_id, validate
 from experiments.errors import EcomlabError
 from experiments.sweep_config import Sweep, load_sweep
@@ -92,17 +92,6 @@ def create_study(sw: Sweep, runs_root: Path, worker_index: int = 0) -> Any:
     return study
 
 
-@contextlib.contextmanager
-def _claim_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _counts(study: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -160,21 +149,24 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
     return objective
 
 
-class _Lock:
-    """The claim lock, released by the objective once its trial is RUNNING in storage."""
+class _ClaimLock:
+    """File lock held from "count the trials" until the new trial is RUNNING in storage; the objective
+    releases it as its first step."""
 
     def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.cm: Any = None
+        self.file: Any = None
 
     def acquire(self) -> None:
-        self.cm = _claim_lock(self.path)
-        self.cm.__enter__()
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
 
     def release(self) -> None:
-        if self.cm is not None:
-            cm, self.cm = self.cm, None
-            cm.__exit__(None, None, None)
+        if self.file is not None:
+            f, self.file = self.file, None
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
 
 
 def effective_budget(sw: Sweep, n_trials: int | None = None) -> int | None:
@@ -197,7 +189,7 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
     sw = load_sweep(sweep_file)
     budget = effective_budget(sw, n_trials)
     study = create_study(sw, runs_root, worker)
-    lock = _Lock(sweep_dir(runs_root, sw.name) / "claim.lock")
+    lock = _ClaimLock(sweep_dir(runs_root, sw.name) / "claim.lock")
     objective = make_objective(sw, runs_root, worker, console, lock)
     ran = 0
     while True:
@@ -326,9 +318,7 @@ def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) ->
     from rich.table import Table
 
     trials = study.get_trials(deepcopy=False)
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    counts = _counts(study)
     finished = sum(counts.get(s, 0) for s in FINISHED)
     best = "-"
     if not sw.multi_objective:
@@ -380,8 +370,8 @@ def show_study(study: Any, console: Console) -> None:
         state = r["state"] + (f" ({note[:40]})" if note else "")
         if "failed_trial" in r["system_attrs"]:
             state += f" retry of {r['system_attrs']['failed_trial']}"
-        table.add_row(str(r["number"]), state, *(_fmt(r["params"].get(n)) for n in names),
-                      *(_fmt(v) for v in vals), _fmt(r["duration_s"], 1), r["experiment_id"] or "-")  # fmt: skip
+        table.add_row(str(r["number"]), state, *(fmt_value(r["params"].get(n)) for n in names),
+                      *(fmt_value(v) for v in vals), fmt_value(r["duration_s"], 1), r["experiment_id"] or "-")  # fmt: skip
     (console if console.is_terminal else Console(width=200, file=console.file)).print(table)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if not complete:
@@ -401,16 +391,8 @@ def show_study(study: Any, console: Console) -> None:
                   f"`ecomlab dashboard {study.study_name}`, `ecomlab reproduce <experiment id>`.")
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.{digits}f}"
-    return str(v)
-
-
 def _fmt_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
 
 
 def export_best(study: Any, runs_root: Path, out: Path) -> str:

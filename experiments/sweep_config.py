@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from experiments.config import TASK_METRICS, _format_error, apply_overrides, load_yaml
+from experiments.config import TASK_METRICS, _format_error, load_yaml, set_values
 from experiments.errors import ConfigError
 
 # Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
@@ -158,13 +158,7 @@ class Sweep:
     def trial_config(self, values: dict[str, Any]) -> dict[str, Any]:
         """The base experiment with the trial's values set at their dot-paths."""
         fixed = {p.path: p.value for p in self.params if p.kind == "fixed"}
-        return apply_overrides(self.base, [f"{k}={_yaml_value(v)}" for k, v in {**fixed, **values}.items()])
-
-
-def _yaml_value(v: Any) -> str:
-    import json
-
-    return json.dumps(v)  # JSON is YAML: types survive the --set parser
+        return set_values(self.base, {**fixed, **values})
 
 
 _WANDB_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform_values",
@@ -340,7 +334,7 @@ def load_sweep(path: str | Path) -> Sweep:
         for p in params:
             for v in p.probe_values():
                 try:
-                    validate(apply_overrides(base, [f"{p.path}={_yaml_value(v)}"]))
+                    validate(set_values(base, {p.path: v}))
                 except ConfigError as exc:
                     for msg in exc.problems:
                         if msg.startswith(p.path + ": unknown key") or msg.startswith(p.path.rsplit(".", 1)[0] + ": unknown"):
