@@ -159,6 +159,26 @@ def compare(
 
 
 @app.command()
+def report(
+    targets: Annotated[list[str], typer.Argument(help="Study names and/or experiment ids.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write (self-contained, opens offline).")] = Path(
+        "report.html"),
+    png: Annotated[Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """One HTML file: Optuna's study figures, learning curves of every run, and a run table."""
+    from experiments import run_record
+    from experiments.report import build
+
+    rep = build(targets, run_record.runs_root(runs_dir), out, storage, png)
+    console.print(f"Wrote {out} ({len(rep.figures)} figure(s)" + (f", {len(rep.pngs)} PNG(s) in {png}" if png else "")
+                  + ")")  # fmt: skip
+    for slug, why in rep.skipped.items():
+        console.print(f"  not drawn: {slug}: {why}")
+
+
+@app.command()
 def datasets() -> None:
     """List the registered data sets with their tasks, size, language, source asset and licence."""
     from experiments.assets import ASSETS

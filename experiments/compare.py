@@ -35,23 +35,31 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def collect(targets: list[str], runs_root: Path, storage_url: str | None) -> list[run_record.RunRecord]:
     """Run records for experiment ids and study names, in the order given, without repeats."""
+    return resolve(targets, runs_root, storage_url)[0]
+
+
+def resolve(targets: list[str], runs_root: Path,
+            storage_url: str | None) -> tuple[list[run_record.RunRecord], list[Any]]:  # fmt: skip
+    """(run records, Optuna studies) named by `targets`: experiment ids and/or study names."""
     records: list[run_record.RunRecord] = []
+    studies: list[Any] = []
     seen: set[str] = set()
     known_ids = [r.exp_id for r in run_record.list_records(runs_root)]
     for target in targets:
         if run_record.ID_PATTERN.match(target) and target in known_ids:
             found = [run_record.read(runs_root, target)]
         else:
-            found = _study_records(target, runs_root, storage_url, known_ids)
+            study, found = _study_records(target, runs_root, storage_url, known_ids)
+            studies.append(study)
         for rec in found:
             if rec.exp_id not in seen:
                 seen.add(rec.exp_id)
                 records.append(rec)
-    return records
+    return records, studies
 
 
 def _study_records(name: str, runs_root: Path, storage_url: str | None,
-                   known_ids: list[str]) -> list[run_record.RunRecord]:  # fmt: skip
+                   known_ids: list[str]) -> tuple[Any, list[run_record.RunRecord]]:  # fmt: skip
     import optuna
 
     from experiments.study import default_storage_url, storage
@@ -67,7 +75,7 @@ def _study_records(name: str, runs_root: Path, storage_url: str | None,
                            f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)")  # fmt: skip
     study = optuna.load_study(study_name=name, storage=storage(url))
     ids = [t.user_attrs.get("experiment_id") for t in study.get_trials(deepcopy=False)]
-    return [run_record.read(runs_root, i) for i in ids if i in known_ids]
+    return study, [run_record.read(runs_root, i) for i in ids if i in known_ids]
 
 
 def differing(records: list[run_record.RunRecord]) -> list[str]:

@@ -306,10 +306,26 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
                 w.proc.wait(timeout=60)
     console.print()  # the live view leaves the cursor on its last line
     show_study(study, console)
+    if not interrupted:
+        _log_study(study, sw, folder, console)
     if interrupted:
         console.print(f"[yellow]Interrupted.[/] Finished trials are kept; run `ecomlab sweep {sweep_file}` to resume.")
         raise KeyboardInterrupt
     return study
+
+
+def _log_study(study: Any, sw: Sweep, folder: Path, console: Console) -> None:
+    """The study-level W&B run; a tracking failure here never loses the finished study."""
+    from experiments import tracking
+
+    base = trial_experiment(sw, {})
+    try:
+        run_id = tracking.log_study(study, base.tracking, folder, [f"study:{sw.name}"])
+    except Exception as exc:  # noqa: BLE001 - every trial is already stored; report and go on
+        console.print(f"[yellow]The study-level W&B run was not written:[/] {type(exc).__name__}: {exc}")
+        return
+    if run_id:
+        console.print(f"Study-level W&B run {run_id} ({tracking.resolve_mode(base.tracking)}) in {folder}/wandb")
 
 
 def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) -> Any:
@@ -387,7 +403,8 @@ def show_study(study: Any, console: Console) -> None:
             vals = ", ".join(f"{m['name']}={v:.4g}" for m, v in zip(metrics, t.values))
             front.append(f"trial {t.number} ({vals}, experiment {t.user_attrs.get('experiment_id')})")
         console.print("Pareto front: " + "; ".join(front))
-    console.print(f"Next: `ecomlab study best {study.study_name} --export best.yaml`, "
+    console.print(f"Next: `ecomlab report {study.study_name} --out {study.study_name}.html`, "
+                  f"`ecomlab study best {study.study_name} --export best.yaml`, "
                   f"`ecomlab dashboard {study.study_name}`, `ecomlab reproduce <experiment id>`.")
 
 

@@ -13,6 +13,7 @@ import netrc
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,64 @@ def finish(logger: Any | None, summary: dict[str, Any], exit_code: int = 0) -> N
     run.finish(exit_code=exit_code)
 
 
+def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> str | None:
+    """A study-level W&B run (job type `study`, in the study's group): the best parameters at the top
+    level of its config, the trials table, and the parameter importances. Returns its run id."""
+    mode = resolve_mode(t)
+    if mode == "disabled":
+        return None
+    import optuna
+    import wandb
+
+    metrics = study.user_attrs.get("metrics") or [{"name": "value", "goal": "maximize"}]
+    names = [m["name"] for m in metrics]
+    trials = study.get_trials(deepcopy=False)
+    params = sorted({k for tr in trials for k in tr.params})
+    rows = [[tr.number, tr.state.name, *(tr.params.get(p) for p in params), *(tr.values or [None] * len(names)),
+             tr.duration.total_seconds() if tr.duration else None, tr.user_attrs.get("experiment_id")]
+            for tr in trials]  # fmt: skip
+    complete = [tr for tr in trials if tr.state.name == "COMPLETE"]
+    best = study.best_trials if len(names) > 1 else ([study.best_trial] if complete else [])
+    config: dict[str, Any] = {"study": study.study_name, "metrics": metrics, "directions": [d.name for d in study.directions]}
+    summary: dict[str, Any] = {"trials/" + s.lower(): sum(tr.state.name == s for tr in trials)
+                               for s in ("COMPLETE", "PRUNED", "FAIL")}  # fmt: skip
+    if len(best) == 1:
+        config.update(best[0].params)  # top level, as W&B shows a run's parameters
+        summary.update({f"best/{n}": v for n, v in zip(names, best[0].values)})
+        summary.update({"best/trial": best[0].number, "best/experiment_id": best[0].user_attrs.get("experiment_id")})
+    elif best:
+        summary["pareto_front/experiment_ids"] = [tr.user_attrs.get("experiment_id") for tr in best]
+    importances: dict[str, float] = {}
+    if len(complete) >= 2 and params:
+        try:
+            with warnings.catch_warnings():  # "importances will be equal" on tiny studies
+                warnings.simplefilter("ignore", UserWarning)
+                importances = optuna.importance.get_param_importances(
+                    study, target=(lambda tr: tr.values[0]) if len(names) > 1 else None)  # fmt: skip
+        except (RuntimeError, ValueError):  # e.g. every parameter constant across completed trials
+            importances = {}
+    summary.update({f"importance/{k}": float(v) for k, v in importances.items()})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = wandb.Settings(console="off", x_disable_stats=True, silent=True, init_timeout=90)
+    with _without_api_key(mode):
+        run = wandb.init(project=t.project, entity=t.entity, dir=str(run_dir), mode=mode, group=study.study_name,
+                         job_type="study", name=f"study-{study.study_name}", tags=sorted({*tags, *t.tags}),
+                         config=config, settings=settings, reinit="finish_previous")  # fmt: skip
+        run.log({
+            "trials": wandb.Table(columns=["number", "state", *params, *names, "duration_s", "experiment_id"],
+                                  data=rows),
+            "importances": wandb.Table(columns=["parameter", "importance"],
+                                       data=[[k, float(v)] for k, v in importances.items()]),
+        })  # fmt: skip
+        run.summary.update(summary)
+        run_id = run.id
+        run.finish()
+    return run_id
+
+
 def offline_runs(root: Path) -> list[Path]:
-    return sorted(root.glob("*/wandb/offline-run-*")) + sorted(root.glob("*/reproductions/*/wandb/offline-run-*"))
+    return (sorted(root.glob("*/wandb/offline-run-*")) + sorted(root.glob("*/reproductions/*/wandb/offline-run-*"))
+            + sorted(root.glob("sweeps/*/wandb/offline-run-*")))
 
 
 def sync(root: Path, dry_run: bool = False) -> list[tuple[Path, int]]:

@@ -194,7 +194,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         if wandb_logger is not None:
             loggers.append(wandb_logger)
         manifest["tracking"] = {"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
-                                "run_id": wandb_logger.experiment.id if wandb_logger else None}  # fmt: skip
+                                "run_id": wandb_logger.experiment.id if wandb_logger else None,
+                                "url": wandb_logger.experiment.url if wandb_logger else None}  # fmt: skip
         run_record.write_json(out / "manifest.json", manifest)
 
         batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)

@@ -351,3 +351,12 @@ def test_trial_wandb_runs_share_the_study_group_and_carry_params_at_top_level(tm
     assert info["config"]["optim.lr"] == pytest.approx(trial.params["optim.lr"])  # flat, for W&B's panels
     assert info["config"]["trial"] == trial.number and info["config"]["study"] == "tiny"
     assert "val/f1" in info["history"] and info["summary"]["val/f1"] == pytest.approx(trial.value)
+
+    # and when the sweep ends, one study-level run: best parameters on top, the trials table, importances
+    (study_file,) = (tmp_path / "runs" / "sweeps" / "tiny").glob("wandb/offline-run-*/run-*.wandb")
+    info = summary(study_file)
+    assert info["group"] == "tiny" and info["job_type"] == "study" and info["name"] == "study-tiny"
+    assert info["config"]["optim.lr"] == pytest.approx(trial.params["optim.lr"])
+    assert info["summary"]["best/val/f1"] == pytest.approx(trial.value)
+    assert info["summary"]["best/experiment_id"] == trial.user_attrs["experiment_id"]
+    assert info["summary"]["trials/nrows"] == 1 and info["summary"]["trials/complete"] == 1
