@@ -325,6 +325,13 @@ def test_multi_objective_sweep_shows_its_pareto_front(tmp_path: Path) -> None:
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert all(len(t.values) == 2 for t in study.best_trials)
 
+    # its report draws the Pareto front (and the rest against the first metric)
+    from experiments.report import build
+
+    rep = build(["tiny"], tmp_path / "runs", tmp_path / "r.html")
+    assert {"tiny-pareto_front", "tiny-optimization_history", "tiny-parallel_coordinate"} <= set(rep.figures)
+    assert 'id="tiny-pareto_front-plot"' in (tmp_path / "r.html").read_text()
+
 
 @pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "nsga2", "grid"])
 def test_every_sampler_can_be_built(tmp_path: Path, kind: str) -> None:
