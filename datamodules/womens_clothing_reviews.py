@@ -17,6 +17,11 @@ TARGETS = {
     "recommended": ("Recommended IND", ["not_recommended", "recommended"]),
     "rating": ("Rating", ["1", "2", "3", "4", "5"]),
     "department": ("Department Name", ["Bottoms", "Dresses", "Intimate", "Jackets", "Tops", "Trend"]),
+    # product categorisation: the 18 classes with >= 100 reviews ("Casual bottoms" (2) and
+    # "Chemises" (1) are reported as unknown labels)
+    "class": ("Class Name", sorted(["Blouses", "Dresses", "Fine gauge", "Intimates", "Jackets", "Jeans", "Knits",
+                                    "Layering", "Legwear", "Lounge", "Outerwear", "Pants", "Shorts", "Skirts",
+                                    "Sleep", "Sweaters", "Swim", "Trend"])),
 }
 
 

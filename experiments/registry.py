@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datamodules.banking77 import Banking77DataModule
 from datamodules.dangdang_reviews import DangdangReviewsDataModule
+from datamodules.electronics_products import ElectronicsProductsDataModule
+from datamodules.fake_reviews import FakeReviewsDataModule
 from datamodules.text_file import TextFileDataModule
 from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
 from lightning_modules.text_classification import TextClassificationModule
@@ -11,6 +14,9 @@ DATAMODULES = {
     "dangdang_reviews": DangdangReviewsDataModule,
     "womens_clothing_reviews": WomensClothingReviewsDataModule,
     "text_file": TextFileDataModule,
+    "electronics_products": ElectronicsProductsDataModule,
+    "banking77": Banking77DataModule,
+    "fake_reviews": FakeReviewsDataModule,
 }
 
 TASKS = {
@@ -26,10 +32,28 @@ DATASET_INFO = {
         "asset": "dangdang_reviews",
     },
     "womens_clothing_reviews": {
-        "tasks": "text_classification (target: recommended | rating | department)",
+        "tasks": "text_classification (target: recommended | rating | department | class)",
         "size": "23,486 reviews",
         "language": "en",
         "asset": "womens_clothing_reviews",
+    },
+    "electronics_products": {
+        "tasks": "text_classification (product categorisation: 18 sub categories)",
+        "size": "643 listings",
+        "language": "en",
+        "asset": "electronics_products",
+    },
+    "banking77": {
+        "tasks": "text_classification (customer-service intent: 77 intents)",
+        "size": "10,003 train / 3,080 test (your copy or the HF hub)",
+        "language": "en",
+        "asset": None,
+    },
+    "fake_reviews": {
+        "tasks": "text_classification (fake review: computer_generated / original)",
+        "size": "40,432 reviews (your copy)",
+        "language": "en",
+        "asset": None,
     },
     "text_file": {
         "tasks": "text_classification (your label column)",

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from experiments.config import TASK_METRICS, _format_error, load_yaml, set_values
+from experiments.config import TASK_FINAL_METRICS, TASK_METRICS, _format_error, load_yaml, set_values
 from experiments.errors import ConfigError
 
 # Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
@@ -241,7 +241,8 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
 
 def _allowed_metrics(task: str) -> list[str]:
     names = TASK_METRICS.get(task, ())
-    return [*(f"val/{m}" for m in names), *(f"test/{m}" for m in names), "val/f1_best", *MODEL_METRICS]
+    return [*(f"val/{m}" for m in names), *(f"test/{m}" for m in names), *TASK_FINAL_METRICS.get(task, ()),
+            *MODEL_METRICS]
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -61,7 +61,7 @@ def _load_best(module: Any, path: str) -> int | None:
 
 
 def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
-    """Median wall time of one single-review forward pass (eval mode, no grad) on this machine."""
+    """Median wall time of one single-example forward pass (eval mode, no grad) on this machine."""
     import statistics
 
     import torch
@@ -74,7 +74,7 @@ def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
     with torch.inference_mode():
         for _ in range(repeats + 3):
             start = time.perf_counter()
-            module(batch["input_ids"], batch["attention_mask"])
+            module.forward_batch(batch)
             times.append(time.perf_counter() - start)
     return statistics.median(times[3:]) * 1000
 
@@ -115,8 +115,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         extra_config: more top-level W&B config keys (sweeps add the trial's parameters).
 
     Returns:
-        The final metrics: `val/*` and `test/*` of the best checkpoint, `val/f1_best`, parameter
-        counts, sparsity, single-review latency, timings.
+        The final metrics: `val/*` and `test/*` of the best checkpoint, the task's final metrics
+        (`val/f1_best`, a threshold chosen on val), parameter counts, sparsity, single-example
+        latency, timings.
     """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
@@ -164,10 +165,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
 
         # Re-seed so that model init does not depend on whether data came from the cache.
         _seed_and_determinism(cfg)
-        model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
-        o = cfg.optim
-        module = TASKS[cfg.task](model, len(dm.label_names), lr=o.lr, weight_decay=o.weight_decay,
-                                 warmup=o.warmup, schedule=o.schedule)  # fmt: skip
+        module = TASKS[cfg.task].from_config(cfg, dm)
+        model = module.model
         trainable, total = backbones.count_parameters(model)
 
         manifest.update({
@@ -185,7 +184,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
                                 RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
         if cfg.prune.ratio > 0:
-            callbacks.append(ScheduledPruning(backbones.prunable_linears(model), cfg.prune.ratio, cfg.prune.epochs))
+            callbacks.append(ScheduledPruning(module.prunable(), cfg.prune.ratio, cfg.prune.epochs))
         callbacks.extend(extra_callbacks or [])
 
         tags = [cfg.data.dataset, cfg.task]
@@ -203,7 +202,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
             deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
             limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-            gradient_clip_val=o.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
+            gradient_clip_val=cfg.optim.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
         )  # fmt: skip
         fit_start = time.time()
         try:
@@ -227,7 +226,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             raise
 
         metrics: dict[str, Any] = {k: float(v) for k, v in sorted({**val, **test}.items())}
-        metrics["val/f1_best"] = float(module.val_f1_best.compute())
+        metrics.update(module.final_metrics())
+        metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG
         metrics.update({
             "best_epoch": best_epoch,
             "epochs_trained": trainer.current_epoch,

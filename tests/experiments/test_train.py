@@ -41,15 +41,18 @@ def test_run_through_the_cli_writes_a_complete_record(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"Results of {exp_id}" in result.output and "test/f1" in result.output
     rec = tmp_path / "runs" / exp_id
-    for name in ("config.yaml", "manifest.json", "metrics.json", "metrics.csv", "model.safetensors"):
+    for name in ("config.yaml", "manifest.json", "metrics.json", "metrics.csv", "model.safetensors",
+                 "confusion_matrix.png", "per_class.json"):  # fmt: skip
         assert (rec / name).is_file(), name
     assert not (rec / "checkpoints").exists()
     # the recorded config is complete and runs as is, to the same id
     assert experiment_id(validate(yaml.safe_load((rec / "config.yaml").read_text()))) == exp_id
     metrics = json.loads((rec / "metrics.json").read_text())
-    for key in ("test/acc", "test/f1", "test/precision", "test/recall", "test/loss", "val/f1",
-                "model/trainable_params", "model/sparsity", "best_epoch"):  # fmt: skip
+    for key in ("test/acc", "test/acc_top3", "test/f1", "test/precision", "test/recall", "test/loss", "val/f1",
+                "val/threshold", "test/f1_at_threshold", "model/trainable_params", "model/sparsity", "best_epoch"):  # fmt: skip
         assert key in metrics, key
+    # two classes: the threshold is chosen on val and then applied to test
+    assert 0.0 <= metrics["val/threshold"] <= 1.0
     manifest = json.loads((rec / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["experiment_id"] == exp_id
     assert manifest["data"]["fingerprint"] and manifest["tokenizer"]["fingerprint"]

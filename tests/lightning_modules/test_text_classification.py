@@ -34,9 +34,9 @@ def test_overfits_one_batch() -> None:
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     module.eval()
     with torch.no_grad():
-        loss, preds, labels = module._step(batch)
+        loss, logits, labels = module._step(batch)
     assert loss.item() < before / 4
-    assert (preds == labels).float().mean() == 1.0
+    assert (logits.argmax(-1) == labels).float().mean() == 1.0
 
 
 def test_logs_every_documented_metric() -> None:
@@ -80,3 +80,22 @@ def test_no_weight_decay_on_bias_and_layernorm() -> None:
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all("bias" in names[id(p)] or "LayerNorm" in names[id(p)] for p in no_decay["params"])
     assert not any("bias" in names[id(p)] for p in decay["params"])
+
+
+def test_top3_accuracy_on_a_hand_checked_case() -> None:
+    module = TextClassificationModule(torch.nn.Identity(), num_labels=5)
+    acc3 = module.test_metrics["acc_top3"]
+    # true class ranks: 1st, 3rd, 4th, 2nd -> 3 of 4 within the top three
+    logits = torch.tensor([[9.0, 1, 2, 3, 4], [1.0, 9, 8, 2, 7], [5.0, 6, 7, 1, 8], [1.0, 2, 9, 8, 0]])
+    acc3.update(logits, torch.tensor([0, 4, 0, 3]))
+    assert acc3.compute().item() == 0.75
+
+
+def test_threshold_is_the_f1_best_on_validation() -> None:
+    import numpy as np
+
+    from lightning_modules.evaluation import best_threshold
+
+    # thresholds 0.35 -> F1 0.8 (P 2/3, R 1); 0.4 -> 0.5; 0.8 -> 0.667
+    assert best_threshold(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.35
+    assert best_threshold(np.array([0.2, 0.9]), np.array([0, 0])) == 0.5  # no positives: the default

@@ -1,0 +1,100 @@
+"""Banking77 customer-service intents (English; PolyAI, CC BY 4.0): 77 intents, 10,003 train / 3,080 test.
+
+No package reachable here ships it, so the data comes from either
+- `path`: a folder with the original `train.csv` and `test.csv` (columns `text,category`, as in
+  github.com/PolyAI-LDN/task-specific-datasets), or
+- the HF hub through `datasets.load_dataset(hub_id)` when `path` is not set (needs `pip install
+  datasets` and network or a local HF cache).
+The test file stays the test split; validation is a seeded stratified share of the train file.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from datamodules.cleaning import RawExamples
+from datamodules.splitting import stratified_split
+from datamodules.text_classification_data import TextClassificationDataModule
+from experiments.errors import DataError
+
+FILES = ("train.csv", "test.csv")
+
+
+class Banking77DataModule(TextClassificationDataModule):
+    """Intents are the categories of the train file; a test row with any other is an unknown label."""
+
+    name = "banking77"
+    language = "en"
+    _train_labels: list[str] | None = None
+
+    def allowed_labels(self) -> list[str] | None:
+        return self._train_labels
+
+    def source_files(self) -> list[Path]:
+        if self.cfg.path is None:
+            return [self._hub_export()]
+        folder = Path(self.cfg.path).expanduser()
+        missing = [f for f in FILES if not (folder / f).is_file()]
+        if missing:
+            raise DataError(f"data.path: {folder} has no {', '.join(missing)}; Banking77 needs the original "
+                            "train.csv and test.csv (columns text,category).")  # fmt: skip
+        return [folder / f for f in FILES]
+
+    def _hub_export(self) -> Path:
+        """Load through HF `datasets` once and keep a CSV copy in the cache (so fingerprints work)."""
+        from experiments.assets import cache_root
+
+        out = cache_root() / "hub" / self.cfg.hub_id.replace("/", "__")
+        target = out / "all.csv"
+        if target.is_file():
+            return target
+        try:
+            from datasets import load_dataset
+        except ImportError:
+            raise DataError("banking77: data.path is not set and the `datasets` package is not installed; "
+                            "`pip install datasets` (with hub access) or point data.path at a folder with the "
+                            "original train.csv and test.csv.") from None  # fmt: skip
+        try:
+            ds = load_dataset(self.cfg.hub_id)
+        except Exception as exc:  # noqa: BLE001 - no network, no cache, unknown id
+            raise DataError(f"banking77: cannot load {self.cfg.hub_id!r} from the HF hub: {str(exc).splitlines()[0]}. "
+                            "Set data.path to a folder with the original train.csv and test.csv.") from None  # fmt: skip
+        names = ds["train"].features["label"].names
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "category", "split"])
+            for split in ("train", "test"):
+                for ex in ds[split]:
+                    w.writerow([ex["text"], names[ex["label"]], split])
+        tmp.replace(target)
+        return target
+
+    def read(self) -> RawExamples:
+        raw = RawExamples()
+        rows: list[tuple[str | None, str | None, str, str]] = []  # text, label, where, file split
+        for path in self.source_files():
+            with open(path, newline="", encoding="utf-8", errors="strict") as f:
+                try:
+                    reader = csv.DictReader(f)
+                    if not reader.fieldnames or not {"text", "category"} <= set(reader.fieldnames):
+                        raise DataError(f"{path}: expected columns text,category (got {reader.fieldnames}).")
+                    for row in reader:
+                        where = f"{path.name} line {reader.line_num}"
+                        if None in row or any(v is None for v in row.values()):
+                            raw.reject("malformed", where)
+                            continue
+                        split = row.get("split") or path.stem
+                        rows.append((row["text"].strip() or None, row["category"].strip() or None, where, split))
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{path}: not UTF-8 text ({exc}).") from None
+        self._train_labels = sorted({str(r[1]) for r in rows if r[3] == "train" and r[1]})
+        # validation: a seeded stratified share of the train file; the test file stays the test split
+        train_ix = [i for i, r in enumerate(rows) if r[3] == "train"]
+        held = stratified_split([str(rows[i][1]) for i in train_ix], self.cfg.val_fraction, 0.0, self.cfg.split_seed)
+        split = {i: ("val" if a == "val" else "train") for i, a in zip(train_ix, held)}
+        for i, (text, label, where, file_split) in enumerate(rows):
+            raw.add(text, label, where, split.get(i, "test" if file_split == "test" else "train"))
+        return raw

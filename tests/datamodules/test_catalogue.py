@@ -1,0 +1,85 @@
+"""The task-catalogue DataModules on fixtures in each data set's own format: what they read, which
+rows their cleaning report names, and the messy-string parsers of the electronics listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datamodules.banking77 import Banking77DataModule
+from datamodules.electronics_products import (
+    ElectronicsProductsDataModule,
+    parse_discount,
+    parse_price,
+    parse_rating,
+)
+from datamodules.fake_reviews import FakeReviewsDataModule
+from experiments.backbones import tokenizer_loader
+from experiments.config import validate
+from experiments.errors import DataError
+from tests.conftest import FIXTURES
+
+
+def _dm(cls, data: dict, monkeypatch: pytest.MonkeyPatch | None = None, files: list[Path] | None = None):
+    cfg = validate({"data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
+                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
+    dm = cls(cfg.data, tokenizer_loader(cfg.model))
+    if files is not None:
+        monkeypatch.setattr(dm, "source_files", lambda: files)
+    return dm
+
+
+def test_electronics_products_categories_and_bad_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = FIXTURES / "electronics" / "electronics_dataset.csv"
+    dm = _dm(ElectronicsProductsDataModule, {"dataset": "electronics_products"}, monkeypatch, [path])
+    dm.setup()
+    rep = dm.report
+    assert rep.rows_read == 40
+    assert rep.examples["empty_text"] == ["electronics_dataset.csv row 39"]
+    assert rep.examples["unknown_label"] == ["electronics_dataset.csv row 40 (label 'Projectors')"]
+    assert dm.label_names[:3] == ["Batteries", "Cameras & Camcorders", "Desktop Computers & PCs"]
+    assert sum(dm.split_sizes().values()) == 38
+
+
+def test_electronics_messy_strings_parse() -> None:
+    assert parse_price("$20.99 ") == 20.99
+    assert parse_price("$1,149.99through-$1,499.99") == 1149.99
+    assert parse_price("See price in cart") is None and parse_price("") is None
+    assert parse_rating("Rated 4.8 out of 5 stars based on 125 reviews.") == (4.8, 125)
+    assert parse_rating("") is None
+    assert parse_discount("After $200 OFF") == 200.0
+    assert parse_discount("No Discount") == 0.0 and parse_discount("Price valid through 1/14/24") == 0.0
+
+
+def test_banking77_keeps_the_test_file_and_reports_bad_rows() -> None:
+    dm = _dm(Banking77DataModule, {"dataset": "banking77", "path": str(FIXTURES / "banking77")})
+    dm.setup()
+    rep = dm.report
+    assert rep.rows_read == 35  # 24 + 1 empty train rows (the malformed one counted too), 10 test rows
+    assert rep.examples["malformed"] == ["train.csv line 27"]
+    assert rep.examples["empty_text"] == ["train.csv line 26"]
+    assert rep.examples["unknown_label"] == ["test.csv line 10 (label 'get_physical_card_pin')"]
+    assert dm.label_names == ["card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed"]
+    sizes = dm.split_sizes()
+    assert sizes["test"] == 8  # exactly the test file's valid rows
+    assert sizes["train"] + sizes["val"] == 24 and sizes["val"] == 4  # one per intent held out
+
+
+def test_banking77_without_a_path_or_datasets_is_a_clear_error(tmp_path: Path) -> None:
+    dm = _dm(Banking77DataModule, {"dataset": "banking77", "path": str(tmp_path)})
+    with pytest.raises(DataError, match="has no train.csv, test.csv"):
+        dm.setup()
+
+
+def test_fake_reviews_labels_and_bad_rows() -> None:
+    dm = _dm(FakeReviewsDataModule, {"dataset": "fake_reviews", "path": str(FIXTURES / "fake_reviews.csv"),
+                                     "with_category": True})  # fmt: skip
+    dm.setup()
+    rep = dm.report
+    assert rep.rows_read == 43
+    assert rep.examples["unknown_label"] == ["fake_reviews.csv line 42 (label 'XX')"]
+    assert rep.examples["empty_text"] == ["fake_reviews.csv line 43"]
+    assert rep.examples["malformed"] == ["fake_reviews.csv line 44"]
+    assert dm.label_names == ["computer_generated", "original"]
+    assert dm.prepared().texts["train"][0].startswith("Home and Kitchen 5: ")
