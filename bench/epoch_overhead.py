@@ -25,7 +25,7 @@ from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
 from experiments import backbones
 from experiments.config import validate
 from experiments.train import train
-from lightning_modules.text_classification import NO_DECAY
+from lightning_modules.optimization import NO_DECAY
 
 
 class EpochTimer(pl.Callback):

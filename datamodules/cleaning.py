@@ -1,6 +1,7 @@
 """Cleaning with a report: every dropped row is counted by reason, never dropped silently.
 
-Reasons, in the order they are applied: malformed rows and undecodable bytes (found while reading),
+Reasons, in the order they are applied: malformed rows, undecodable bytes and values that do not
+parse (a price such as "See price in cart"; all found while reading),
 empty texts, missing labels, labels outside the allowed set, the same text under conflicting labels
 (every copy dropped), exact duplicate texts (the first copy kept). Duplicates go before any split, so
 no text can land in two splits.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 REASONS = (
     "malformed",
     "undecodable",
+    "unparseable_value",
     "empty_text",
     "missing_label",
     "unknown_label",
@@ -100,9 +102,13 @@ class CleanExamples:
     split: list[str] | None
 
 
-def clean(raw: RawExamples, allowed_labels: list[str] | None, source: str, *,
-          drop_duplicates: bool = True, drop_conflicts: bool = True) -> tuple[CleanExamples, CleaningReport]:  # fmt: skip
-    """Apply the cleaning rules to `raw`; return what is kept and the report."""
+def clean(raw: RawExamples, allowed_labels: list[str] | None, source: str, *, drop_duplicates: bool = True,
+          drop_conflicts: bool = True, duplicates_by_label: bool = False) -> tuple[CleanExamples, CleaningReport]:  # fmt: skip
+    """Apply the cleaning rules to `raw`; return what is kept and the report.
+
+    A duplicate is the same text (classification), or with `duplicates_by_label` the same text and
+    label (regression: one spec sheet sold at two prices is two observations, not a conflict).
+    """
     rep = CleaningReport(source=source, rows_read=len(raw.texts) + len(raw.problems))
     for reason, where in raw.problems:
         rep.drop(reason, where)
@@ -140,7 +146,7 @@ def clean(raw: RawExamples, allowed_labels: list[str] | None, source: str, *,
         seen: set[str] = set()
         still = []
         for i in keep:
-            k = key(i)
+            k = key(i) + ("\x00" + str(raw.labels[i]) if duplicates_by_label else "")
             if k in seen:
                 rep.drop("duplicate", raw.where[i])
             else:

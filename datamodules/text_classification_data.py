@@ -40,10 +40,16 @@ class PreparedSplits:
 
 
 class TokenizedSplit(Dataset):
-    """Token ids padded to the split's longest text; batches are trimmed to their own longest."""
+    """Token ids padded to the split's longest text; batches are trimmed to their own longest.
 
-    def __init__(self, input_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
+    `labels` are class ids (classification) or values (regression); `extra` holds per-example
+    tensors that go into every batch as they are (e.g. numeric `features`).
+    """
+
+    def __init__(self, input_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor,
+                 extra: dict[str, torch.Tensor] | None = None):  # fmt: skip
         self.input_ids, self.lengths, self.labels = input_ids, lengths, labels
+        self.extra = extra or {}
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -58,7 +64,8 @@ class TokenizedSplit(Dataset):
         return {
             "input_ids": self.input_ids[ix, :width].long(),
             "attention_mask": (torch.arange(width)[None, :] < lens[:, None]).long(),
-            "labels": self.labels[ix].long(),
+            "labels": self.labels[ix],
+            **{k: v[ix] for k, v in self.extra.items()},
         }
 
 
@@ -68,6 +75,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
 
     name: ClassVar[str]
     language: ClassVar[str]
+    duplicates_by_label: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, tokenizer_loader: TokenizerLoader, console: Console | None = None):
         super().__init__()
@@ -83,6 +91,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self.tokenizer_fingerprint = ""
         self.cache_key = ""
         self._prepared: PreparedSplits | None = None
+        self.meta: dict[str, Any] = {}
 
     # --- what a dataset provides -------------------------------------------------------------
     def source_files(self) -> list[Path]:
@@ -100,6 +109,27 @@ class TextClassificationDataModule(pl.LightningDataModule):
     def source_name(self) -> str:
         return self.name
 
+    # --- what the task's target looks like (classification here; regression overrides) --------
+    def strata(self, labels: list[str]) -> list[str]:
+        """The groups that subsampling and splitting keep in proportion: the class labels."""
+        return labels
+
+    def label_set(self, labels: list[str], allowed: list[str] | None) -> list[str]:
+        return list(allowed) if allowed is not None else sorted(set(labels))
+
+    def encode_labels(self, labels: list[str], names: list[str]) -> dict[str, torch.Tensor]:
+        """Tensors for one split: `labels` (and any extra per-example tensors)."""
+        index = {name: i for i, name in enumerate(names)}
+        return {"labels": torch.tensor([index[lab] for lab in labels], dtype=torch.int64)}
+
+    def describe_labels(self, labels: list[str]) -> dict[str, Any]:
+        """What the cache metadata says about one split's labels (class counts here)."""
+        return dict(sorted(Counter(labels).items()))
+
+    def extra_meta(self, prep: PreparedSplits) -> dict[str, Any]:
+        """More facts for the cache metadata (`self.meta` after setup), e.g. train-split statistics."""
+        return {}
+
     # --- shared pipeline ---------------------------------------------------------------------
     def prepare_data(self) -> None:
         self.source_files()
@@ -114,8 +144,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
         cfg = self.cfg
         raw = self.read()
         allowed = self.allowed_labels()
-        data, report = clean(raw, allowed, self.source_name,
-                             drop_duplicates=cfg.drop_duplicates, drop_conflicts=cfg.drop_conflicts)  # fmt: skip
+        data, report = clean(raw, allowed, self.source_name, drop_duplicates=cfg.drop_duplicates,
+                             drop_conflicts=cfg.drop_conflicts, duplicates_by_label=self.duplicates_by_label)  # fmt: skip
         if not data.texts:
             raise DataError(
                 f"{self.source_name}: no examples left after cleaning ({report.summary()}). "
@@ -131,12 +161,13 @@ class TextClassificationDataModule(pl.LightningDataModule):
                     f"{self.source_name}: split column has values {bad[:5]} that are not train/val/test."
                 )
         else:
+            strata = self.strata(data.labels)
             if cfg.subsample is not None:
-                order = stratified_subsample(data.labels, cfg.subsample, cfg.split_seed)
-            labels = [data.labels[i] for i in order]
-            assignment = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+                order = stratified_subsample(strata, cfg.subsample, cfg.split_seed)
+            assignment = stratified_split([strata[i] for i in order], cfg.val_fraction, cfg.test_fraction,
+                                          cfg.split_seed)  # fmt: skip
         if data.split is not None and cfg.subsample is not None:
-            keep = set(stratified_subsample(data.labels, cfg.subsample, cfg.split_seed))
+            keep = set(stratified_subsample(self.strata(data.labels), cfg.subsample, cfg.split_seed))
             pairs = [(i, a) for i, a in zip(order, assignment) if i in keep]
             order, assignment = [p[0] for p in pairs], [p[1] for p in pairs]
         texts: dict[str, list[str]] = {s: [] for s in SPLITS}
@@ -150,8 +181,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
                 f"{self.source_name}: split(s) {', '.join(empty)} are empty "
                 f"({', '.join(f'{s}={len(texts[s])}' for s in SPLITS)}); use more data or larger fractions."
             )
-        names = allowed if allowed is not None else sorted({lab for lab in data.labels})
-        self._prepared = PreparedSplits(texts=texts, labels=labels_by, label_names=list(names), report=report)
+        names = self.label_set(data.labels, allowed)
+        self._prepared = PreparedSplits(texts=texts, labels=labels_by, label_names=names, report=report)
         return self._prepared
 
     def setup(self, stage: str | None = None) -> None:
@@ -174,14 +205,13 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self.label_names = meta["label_names"]
         self.report = CleaningReport.from_dict(meta["report"])
         for s in SPLITS:
-            self.splits[s] = TokenizedSplit(
-                cached.tensors[f"{s}.input_ids"], cached.tensors[f"{s}.lengths"], cached.tensors[f"{s}.labels"]
-            )
+            own = {k.split(".", 1)[1]: v for k, v in cached.tensors.items() if k.startswith(f"{s}.")}
+            self.splits[s] = TokenizedSplit(own.pop("input_ids"), own.pop("lengths"), own.pop("labels"), own)
+        self.meta = meta
         self.print_report()
 
     def _tokenize_and_store(self, max_length: int) -> token_cache.CachedSplits:
         prep = self.prepared()
-        index = {name: i for i, name in enumerate(prep.label_names)}
         pad = self.tokenizer.pad_token_id or 0
         tensors: dict[str, torch.Tensor] = {}
         counts: dict[str, dict[str, int]] = {}
@@ -194,8 +224,9 @@ class TextClassificationDataModule(pl.LightningDataModule):
                 ids[row, : len(e)] = torch.tensor(e, dtype=torch.int32)
             tensors[f"{s}.input_ids"] = ids
             tensors[f"{s}.lengths"] = lengths
-            tensors[f"{s}.labels"] = torch.tensor([index[lab] for lab in prep.labels[s]], dtype=torch.int64)
-            counts[s] = dict(sorted(Counter(prep.labels[s]).items()))
+            for key, value in self.encode_labels(prep.labels[s], prep.label_names).items():
+                tensors[f"{s}.{key}"] = value
+            counts[s] = self.describe_labels(prep.labels[s])
         meta = {
             "label_names": prep.label_names,
             "report": prep.report.to_dict(),
@@ -204,6 +235,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
             "tokenizer_fingerprint": self.tokenizer_fingerprint,
             "max_length": max_length,
             "options": self.options(),
+            **self.extra_meta(prep),
         }
         token_cache.save(self.cache_key, tensors, meta)
         return token_cache.CachedSplits(tensors=tensors, meta=meta)

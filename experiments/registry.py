@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datamodules.banking77 import Banking77DataModule
 from datamodules.dangdang_reviews import DangdangReviewsDataModule
+from datamodules.electronics_prices import ElectronicsPricesDataModule
 from datamodules.electronics_products import ElectronicsProductsDataModule
 from datamodules.fake_reviews import FakeReviewsDataModule
+from datamodules.pc_prices import PcPricesDataModule
 from datamodules.text_file import TextFileDataModule
 from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
+from lightning_modules.price_regression import PriceRegressionModule
 from lightning_modules.text_classification import TextClassificationModule
 
 DATAMODULES = {
@@ -17,10 +20,13 @@ DATAMODULES = {
     "electronics_products": ElectronicsProductsDataModule,
     "banking77": Banking77DataModule,
     "fake_reviews": FakeReviewsDataModule,
+    "electronics_prices": ElectronicsPricesDataModule,
+    "pc_prices": PcPricesDataModule,
 }
 
 TASKS = {
     "text_classification": TextClassificationModule,
+    "price_regression": PriceRegressionModule,
 }
 
 # What `ecomlab datasets` shows: task/targets, size as shipped, language, source asset.
@@ -54,6 +60,18 @@ DATASET_INFO = {
         "size": "40,432 reviews (your copy)",
         "language": "en",
         "asset": None,
+    },
+    "electronics_prices": {
+        "tasks": "price_regression (title + features text, discount, rating, category -> price)",
+        "size": "643 listings",
+        "language": "en",
+        "asset": "electronics_products",
+    },
+    "pc_prices": {
+        "tasks": "price_regression (PC spec sheet -> price, 1993-1995)",
+        "size": "6,259 computers",
+        "language": "en",
+        "asset": "pc_prices",
     },
     "text_file": {
         "tasks": "text_classification (your label column)",

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from experiments import run_record
 from experiments.compare import fmt_value
-from experiments.config import ExperimentConfig, experiment_id, validate
+from experiments.config import TASK_METRICS, ExperimentConfig, experiment_id, validate
 from experiments.errors import EcomlabError
 from experiments.sweep_config import Sweep, load_sweep
 
@@ -59,7 +59,8 @@ def trial_experiment(sw: Sweep, values: dict[str, Any]) -> ExperimentConfig:
     if sw.entity:
         tracking["entity"] = sw.entity
     first = sw.objectives[0]
-    if first.name.startswith("val/") and first.name != "val/f1_best":
+    per_epoch = {f"val/{m}" for m in TASK_METRICS[validate(raw).task]}
+    if first.name in per_epoch:  # not final-only metrics such as val/f1_best or val/threshold
         trainer = raw.setdefault("trainer", {})
         trainer["monitor"] = first.name
         trainer["mode"] = "max" if first.goal == "maximize" else "min"

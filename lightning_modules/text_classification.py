@@ -18,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+from lightning_modules.optimization import adamw_with_warmup
 
 
 class TextClassificationModule(pl.LightningModule):
@@ -145,27 +145,6 @@ class TextClassificationModule(pl.LightningModule):
         return extra
 
     def configure_optimizers(self) -> dict[str, Any]:
-        from transformers import (
-            get_constant_schedule_with_warmup,
-            get_cosine_schedule_with_warmup,
-            get_linear_schedule_with_warmup,
-        )
-
         hp = self.hparams
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            if p.requires_grad:
-                (no_decay if any(k in name for k in NO_DECAY) else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=hp.lr,
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(hp.warmup * total)
-        if hp.schedule == "cosine":
-            sched = get_cosine_schedule_with_warmup(optimizer, warmup, total)
-        elif hp.schedule == "linear":
-            sched = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        else:
-            sched = get_constant_schedule_with_warmup(optimizer, warmup)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
+                                 self.trainer.estimated_stepping_batches)  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from datamodules.banking77 import Banking77DataModule
 from datamodules.electronics_products import (
@@ -83,3 +84,38 @@ def test_fake_reviews_labels_and_bad_rows() -> None:
     assert rep.examples["malformed"] == ["fake_reviews.csv line 44"]
     assert dm.label_names == ["computer_generated", "original"]
     assert dm.prepared().texts["train"][0].startswith("Home and Kitchen 5: ")
+
+
+def test_electronics_prices_parse_messy_strings_and_report_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamodules.electronics_prices import ElectronicsPricesDataModule
+
+    path = FIXTURES / "electronics" / "electronics_dataset.csv"
+    dm = _dm(ElectronicsPricesDataModule, {"dataset": "electronics_prices"}, monkeypatch, [path])
+    dm.setup()
+    rep = dm.report
+    assert rep.examples["unparseable_value"] == ["electronics_dataset.csv row 38 (price 'See price in cart')"]
+    assert rep.examples["empty_text"] == ["electronics_dataset.csv row 39"]
+    assert rep.kept == 38  # the range-priced row 37 and the uncategorised row 40 stay
+    prices = sorted(float(p) for s in ("train", "val", "test") for p in dm.splits[s].labels)
+    assert 1149.99 in [round(p, 2) for p in prices]  # "$1,149.99through-$1,499.99" -> its low end
+    batch = dm.splits["train"].collate([0, 1])
+    assert batch["labels"].dtype == torch.float32 and batch["features"].shape == (2, len(dm.meta["features"]))
+    assert dm.meta["features"][-1] == "category=other" and len(dm.meta["feature_mean"]) == len(dm.meta["features"])
+
+
+def test_pc_prices_read_the_pinned_pickle_and_refuse_any_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamodules import pc_prices
+    from experiments.assets import sha256_file
+
+    path = FIXTURES / "computers" / "Computers.pkl.compress"
+    dm = _dm(pc_prices.PcPricesDataModule, {"dataset": "pc_prices"}, monkeypatch, [path])
+    with pytest.raises(DataError, match="refusing to unpickle"):  # not the pinned file
+        dm.setup()
+    monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(path))
+    dm.setup()
+    rep = dm.report
+    assert rep.rows_read == 43
+    assert rep.examples["duplicate"] == ["Computers row 41"]
+    assert rep.examples["unparseable_value"] == ["Computers row 42", "Computers row 43 (price -5)"]
+    assert rep.kept == 40 and dm.label_names == []
+    assert dm.prepared().texts["train"][0].endswith("ads")  # the spec sheet, written out

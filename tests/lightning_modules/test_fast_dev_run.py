@@ -24,6 +24,8 @@ CASES: dict[str, tuple[str, dict[str, Any], list[Path] | None]] = {
     "electronics_products": ("text_classification", {}, [FIXTURES / "electronics/electronics_dataset.csv"]),
     "banking77": ("text_classification", {"path": str(FIXTURES / "banking77")}, None),
     "fake_reviews": ("text_classification", {"path": str(FIXTURES / "fake_reviews.csv")}, None),
+    "electronics_prices": ("price_regression", {}, [FIXTURES / "electronics/electronics_dataset.csv"]),
+    "pc_prices": ("price_regression", {}, [FIXTURES / "computers/Computers.pkl.compress"]),
 }  # fmt: skip
 
 
@@ -40,6 +42,11 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     dm = DATAMODULES[dataset](cfg.data, tokenizer_loader(cfg.model))
     if files is not None:
         monkeypatch.setattr(dm, "source_files", lambda: files)
+    if dataset == "pc_prices":  # the fixture is not the pinned pickle
+        from datamodules import pc_prices
+        from experiments.assets import sha256_file
+
+        monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(files[0]))
     dm.setup("fit")
     module = TASKS[task].from_config(cfg, dm)
     trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
@@ -53,3 +60,5 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         per_class = json.loads((tmp_path / "per_class.json").read_text())
         assert set(dm.label_names) <= set(per_class)
         assert ("val/threshold" in extra) == (len(dm.label_names) == 2)
+    else:
+        assert (tmp_path / "residuals.png").read_bytes()[:4] == b"\x89PNG"
