@@ -21,25 +21,30 @@ from experiments.errors import ConfigError
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "text_classification": ("acc", "acc_top3", "f1", "precision", "recall", "loss"),
     "price_regression": ("rmse", "mae", "mape", "r2", "loss"),
+    "click_through": ("auc", "logloss", "ne", "loss"),
 }
 # What a task's runs monitor for early stopping and the best checkpoint unless trainer.monitor is set.
 TASK_MONITOR: dict[str, tuple[str, str]] = {
     "text_classification": ("val/f1", "max"),
     "price_regression": ("val/rmse", "min"),
+    "click_through": ("val/auc", "max"),
 }
 # The datasets each task can train on.
 TASK_DATASETS: dict[str, tuple[str, ...]] = {
     "text_classification": ("dangdang_reviews", "womens_clothing_reviews", "text_file", "electronics_products",
                             "banking77", "fake_reviews"),
     "price_regression": ("electronics_prices", "pc_prices"),
+    "click_through": ("open_bandit",),
 }
 # Top-level groups that only some tasks have; absent (None) groups stay out of the resolved config,
 # so adding one never changes the experiment id of an existing config.
-TASK_GROUPS: dict[str, tuple[str, ...]] = {"price_regression": ("head",)}
+TASK_GROUPS: dict[str, tuple[str, ...]] = {"price_regression": ("head",), "click_through": ("ctr",)}
 # Metrics computed once after training (in metrics.json, not per epoch): sweeps may target them too.
 TASK_FINAL_METRICS: dict[str, tuple[str, ...]] = {
     "text_classification": ("val/f1_best", "val/threshold", "test/f1_at_threshold", "test/acc_at_threshold"),
     "price_regression": ("val/rmse_best",),
+    "click_through": ("val/auc_best", "val/threshold", "test/f1_at_threshold", "test/precision_at_threshold",
+                      "test/recall_at_threshold", "test/rig"),
 }
 # Groups that do not change what a run computes, so they are left out of the experiment id.
 NON_RESULT_GROUPS = ("tracking",)
@@ -141,9 +146,23 @@ class PcPricesData(PriceDataCommon):
     dataset: Literal["pc_prices"] = "pc_prices"
 
 
+class OpenBanditData(DataCommon):
+    """Open Bandit Dataset sample (obp 0.5.7): ZOZOTOWN impressions with clicks."""
+
+    dataset: Literal["open_bandit"] = "open_bandit"
+    policies: list[Literal["random", "bts"]] = Field(["random", "bts"], min_length=1,
+                                                     description="Logging policies whose impressions to use.")
+    campaigns: list[Literal["all", "men", "women"]] = Field(["all", "men", "women"], min_length=1,
+                                                            description="Campaigns whose impressions to use.")
+    split: Literal["time", "random"] = Field("time", description="time: train on earlier, test on later impressions.")
+    negative_sampling: float = Field(1.0, gt=0, le=1, description="Share of train non-clicks kept (1: all).")
+    batch_size: int = Field(256, ge=1, description="Examples per training batch.")
+    max_length: int = Field(128, ge=8, le=4096, description="Unused (no text).")
+
+
 DataConfig = Annotated[
     DangdangReviewsData | WomensClothingReviewsData | TextFileData | ElectronicsProductsData | Banking77Data
-    | FakeReviewsData | ElectronicsPricesData | PcPricesData,
+    | FakeReviewsData | ElectronicsPricesData | PcPricesData | OpenBanditData,
     Field(discriminator="dataset"),
 ]
 
@@ -224,6 +243,24 @@ class HeadConfig(Group):
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the MLP.")
 
 
+class CtrConfig(Group):
+    """The click-through model: embeddings of the categorical features + numeric features -> MLP."""
+
+    embedding_dim: int = Field(16, ge=1, le=512, description="Size of each categorical feature's embedding.")
+    hidden: list[int] = Field([64, 32], min_length=1, description="Hidden layer sizes of the MLP.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between MLP layers.")
+    pos_weight: float | Literal["auto"] = Field(
+        1.0, description="Loss weight of a click (auto: non-clicks / clicks of the train split)."
+    )
+
+    @field_validator("pos_weight")
+    @classmethod
+    def _positive(cls, v: float | str) -> float | str:
+        if isinstance(v, float) and v <= 0:
+            raise ValueError("must be > 0 or 'auto'")
+        return v
+
+
 class TrackingConfig(Group):
     mode: Literal["auto", "online", "offline", "disabled"] = Field(
         "auto", description="W&B mode; auto = online with credentials, else offline into the run record."
@@ -238,7 +275,7 @@ class TrackingConfig(Group):
 class ExperimentConfig(Group):
     """One fine-tuning experiment; its experiment id is a hash of everything but `tracking`."""
 
-    task: Literal["text_classification", "price_regression"] = Field(
+    task: Literal["text_classification", "price_regression", "click_through"] = Field(
         "text_classification", description="LightningModule to train (lightning_modules/<task>.py)."
     )
     seed: int = Field(42, description="Seed for model init, dropout and data order.")
@@ -249,6 +286,7 @@ class ExperimentConfig(Group):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     head: HeadConfig | None = Field(None, description="Head for numeric inputs (price_regression only).")
+    ctr: CtrConfig | None = Field(None, description="The click-through model (click_through only).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")
@@ -287,6 +325,8 @@ class ExperimentConfig(Group):
             for group in groups:
                 if task != self.task and getattr(self, group) is not None and group not in TASK_GROUPS.get(self.task, ()):
                     problems.append(f"{group}: only task {task!r} uses it (task is {self.task!r})")
+        if self.task == "click_through" and self.peft.r:
+            problems.append("peft.r: task 'click_through' has no transformer to put LoRA adapters on; use 0")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -325,7 +365,7 @@ def _format_error(err: dict[str, Any]) -> str:
 
 
 DATA_CLASSES = (DangdangReviewsData, WomensClothingReviewsData, TextFileData, ElectronicsProductsData, Banking77Data,
-                FakeReviewsData, ElectronicsPricesData, PcPricesData)  # fmt: skip
+                FakeReviewsData, ElectronicsPricesData, PcPricesData, OpenBanditData)  # fmt: skip
 OPTIONAL_GROUPS = {g for groups in TASK_GROUPS.values() for g in groups}
 DATASET_NAMES = tuple(c.model_fields["dataset"].default for c in DATA_CLASSES)
 

@@ -7,9 +7,11 @@ from datamodules.dangdang_reviews import DangdangReviewsDataModule
 from datamodules.electronics_prices import ElectronicsPricesDataModule
 from datamodules.electronics_products import ElectronicsProductsDataModule
 from datamodules.fake_reviews import FakeReviewsDataModule
+from datamodules.open_bandit import OpenBanditDataModule
 from datamodules.pc_prices import PcPricesDataModule
 from datamodules.text_file import TextFileDataModule
 from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
+from lightning_modules.click_through import ClickThroughModule
 from lightning_modules.price_regression import PriceRegressionModule
 from lightning_modules.text_classification import TextClassificationModule
 
@@ -22,11 +24,13 @@ DATAMODULES = {
     "fake_reviews": FakeReviewsDataModule,
     "electronics_prices": ElectronicsPricesDataModule,
     "pc_prices": PcPricesDataModule,
+    "open_bandit": OpenBanditDataModule,
 }
 
 TASKS = {
     "text_classification": TextClassificationModule,
     "price_regression": PriceRegressionModule,
+    "click_through": ClickThroughModule,
 }
 
 # What `ecomlab datasets` shows: task/targets, size as shipped, language, source asset.
@@ -72,6 +76,12 @@ DATASET_INFO = {
         "size": "6,259 computers",
         "language": "en",
         "asset": "pc_prices",
+    },
+    "open_bandit": {
+        "tasks": "click_through (ZOZOTOWN impressions: item, position, user/item features -> click)",
+        "size": "60,000 impressions (~0.4% clicks), 2 policies x 3 campaigns",
+        "language": "- (tabular)",
+        "asset": "open_bandit",
     },
     "text_file": {
         "tasks": "text_classification (your label column)",

@@ -36,7 +36,7 @@ def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     env = manifest.get("environment", {})
     facts = {
         "data fingerprint": manifest.get("data", {}).get("fingerprint"),
-        "tokenizer fingerprint": manifest.get("tokenizer", {}).get("fingerprint"),
+        "tokenizer fingerprint": (manifest.get("tokenizer") or {}).get("fingerprint"),
         "code commit": manifest.get("code", {}).get("commit"),
         "uncommitted diff sha256": manifest.get("code", {}).get("diff_sha256"),
         "python": env.get("python"),

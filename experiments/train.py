@@ -174,7 +174,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             "data": {"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
                      "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
                      "cleaning": dm.report.to_dict() if dm.report else None},
-            "tokenizer": {"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)},
+            "tokenizer": ({"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)}
+                          if dm.tokenizer is not None else None),
         })  # fmt: skip
         run_record.write_json(out / "manifest.json", manifest)
 

@@ -119,3 +119,40 @@ def test_pc_prices_read_the_pinned_pickle_and_refuse_any_other(monkeypatch: pyte
     assert rep.examples["unparseable_value"] == ["Computers row 42", "Computers row 43 (price -5)"]
     assert rep.kept == 40 and dm.label_names == []
     assert dm.prepared().texts["train"][0].endswith("ads")  # the spec sheet, written out
+
+
+OBD = FIXTURES / "obd" / "random" / "all"
+
+
+def test_open_bandit_reports_bad_rows_and_splits_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamodules.open_bandit import CATEGORICAL, OpenBanditDataModule
+
+    dm = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "batch_size": 16}, monkeypatch,
+             [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    dm.setup()
+    rep = dm.report
+    assert rep.rows_read == 83
+    assert rep.examples["malformed"] == ["random/all/all.csv line 82"]
+    assert rep.examples["unparseable_value"] == ["random/all/all.csv line 83", "random/all/all.csv line 84"]
+    assert dm.split_sizes() == {"train": 48, "val": 16, "test": 16}
+    # time split: every train impression is earlier than every val one, and val earlier than test
+    ranges = dm.meta["time_ranges"]
+    assert ranges["train"][1] <= ranges["val"][0] and ranges["val"][1] <= ranges["test"][0]
+    assert dm.meta["class_counts"]["train"]["clicks"] + dm.meta["class_counts"]["val"]["clicks"] + \
+        dm.meta["class_counts"]["test"]["clicks"] == 9
+    assert dm.splits["train"].categorical.shape[1] == len(CATEGORICAL)
+    assert dm.splits["train"].categorical.min() >= 1  # index 0 is only for categories train never saw
+
+
+def test_open_bandit_negative_sampling_keeps_every_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamodules.open_bandit import OpenBanditDataModule
+
+    dm = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "negative_sampling": 0.25, "split": "random"},
+             monkeypatch, [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    dm.setup()
+    full = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "split": "random"}, monkeypatch,
+               [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    full.setup()
+    assert int(dm.splits["train"].labels.sum()) == int(full.splits["train"].labels.sum())
+    assert len(dm.splits["train"]) < len(full.splits["train"]) and len(dm.splits["test"]) == len(full.splits["test"])
+    assert dm.meta["base_ctr"] == full.meta["base_ctr"]  # the click rate before sampling
