@@ -179,6 +179,47 @@ def report(
 
 
 @app.command()
+def anomaly(
+    path: Annotated[Path, typer.Argument(help="CSV / TSV / JSONL / Parquet file of reviews.")],
+    column: Annotated[str, typer.Option("--column", help="Column with the review text.")] = "text",
+    model: Annotated[str, typer.Option("--model", help="minilm, a from_pretrained id/folder, or a run's experiment id.")] = "minilm",
+    k: Annotated[int, typer.Option("--k", min=1, help="Neighbour whose distance measures 'off-topic'.")] = 10,
+    threshold: Annotated[float, typer.Option("--threshold", help="Score (robust z) from which a review is flagged.")] = 3.5,
+    top: Annotated[int, typer.Option("--top", min=0, help="Show the N highest scores.")] = 20,
+    out: Annotated[Path | None, typer.Option("--out", help="Write every review's score as CSV.")] = None,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """Score every review for being off-topic or a near-duplicate of another (unsupervised)."""
+    import csv
+
+    from experiments import run_record
+    from experiments.anomaly import embed, load_encoder, read_texts, score
+
+    texts = read_texts(path, column)
+    enc = load_encoder(model, run_record.runs_root(runs_dir))
+    s = score(embed(enc, texts), k=k)
+    kinds = s.kind(threshold)
+    order = sorted(range(len(texts)), key=lambda i: -s.score[i])
+    table = Table(title=f"{sum(1 for x in kinds if x)} of {len(texts)} reviews flagged (score >= {threshold}; "
+                        f"encoder {enc.source})")  # fmt: skip
+    for col in ("#", "score", "kind", "nearest #", "similarity", "text"):
+        table.add_column(col, overflow="fold")
+    for i in order[:top]:
+        table.add_row(str(i), f"{s.score[i]:.2f}", kinds[i] or "-", str(s.nearest[i]), f"{s.nearest_similarity[i]:.3f}",
+                      texts[i][:120])  # fmt: skip
+    _wide(170).print(table)
+    if out:
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["index", "score", "kind", "z_far", "z_close", "nearest", "nearest_similarity", "text"])
+            for i in range(len(texts)):
+                w.writerow([i, round(float(s.score[i]), 4), kinds[i], round(float(s.z_far[i]), 4),
+                            round(float(s.z_close[i]), 4), int(s.nearest[i]), round(float(s.nearest_similarity[i]), 5),
+                            texts[i]])  # fmt: skip
+        console.print(f"Wrote {out}")
+
+
+@app.command()
 def datasets() -> None:
     """List the registered data sets with their tasks, size, language, source asset and licence."""
     from experiments.assets import ASSETS
