@@ -40,3 +40,21 @@ def test_task_registry_matches_files_and_metrics() -> None:
     assert set(get_args(config.ExperimentConfig.model_fields["task"].annotation)) == set(TASKS)
     for name, cls in TASKS.items():
         assert tuple(cls.METRICS) == config.TASK_METRICS[name]
+
+
+def test_every_shipped_config_validates_and_names_its_command() -> None:
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        assert path.read_text().splitlines()[0].startswith(f"# ecomlab run configs/{path.name}"), path
+        cfg = config.load_config(path)
+        assert cfg.data.dataset in DATAMODULES
+
+
+def test_every_task_has_a_shipped_sweep_and_config() -> None:
+    import yaml
+
+    tasks_in_sweeps = set()
+    for path in (ROOT / "sweeps").glob("*.yaml"):
+        base = yaml.safe_load(path.read_text())["base"]
+        if isinstance(base, dict):
+            tasks_in_sweeps.add(config.validate(base).task)
+    assert tasks_in_sweeps == set(TASKS)
