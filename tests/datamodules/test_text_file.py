@@ -23,8 +23,8 @@ def test_csv_cleaning_report_counts_and_names_every_bad_row() -> None:
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 103
-    assert rep.dropped == {"malformed": 1, "undecodable": 1, "empty_text": 1, "missing_label": 0,
-                           "unknown_label": 1, "conflicting_label": 2, "duplicate": 1}  # fmt: skip
+    assert rep.dropped == {"malformed": 1, "undecodable": 1, "unparseable_value": 0, "empty_text": 1,
+                           "missing_label": 0, "unknown_label": 1, "conflicting_label": 2, "duplicate": 1}  # fmt: skip
     assert rep.kept == 96
     assert rep.examples["malformed"] == ["reviews.csv line 103 (3 fields, header has 2)"]
     assert rep.examples["undecodable"] == ["reviews.csv line 104"]
