@@ -247,7 +247,7 @@ class CtrConfig(Group):
     """The click-through model: embeddings of the categorical features + numeric features -> MLP."""
 
     embedding_dim: int = Field(16, ge=1, le=512, description="Size of each categorical feature's embedding.")
-    hidden: list[int] = Field([64, 32], min_length=1, description="Hidden layer sizes of the MLP.")
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([64, 32], min_length=1, description="Hidden layer sizes of the MLP.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between MLP layers.")
     pos_weight: float | Literal["auto"] = Field(
         1.0, description="Loss weight of a click (auto: non-clicks / clicks of the train split)."
