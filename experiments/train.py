@@ -35,8 +35,11 @@ def _seed_and_determinism(cfg: ExperimentConfig) -> None:
 
 def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
     from experiments.assets import ASSETS
+    from experiments.registry import DATAMODULES
 
-    names = [cfg.data.dataset, cfg.model.backbone]
+    names = [getattr(DATAMODULES[cfg.data.dataset], "asset", None)]
+    if cfg.task != "click_through":  # the only task without a text encoder
+        names.append(cfg.model.backbone)
     return {n: ASSETS[n].sha256 for n in names if n in ASSETS}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -53,4 +54,6 @@ def test_a_click_through_run_reproduces_exactly(tmp_path, monkeypatch: pytest.Mo
     assert metrics["test/rig"] == pytest.approx(1 - metrics["test/ne"], abs=1e-5)  # same log-loss, two ways
     rec = tmp_path / "runs" / experiment_id(cfg)
     assert (rec / "confusion_matrix.png").is_file()
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert list(manifest["assets"]) == ["open_bandit"] and manifest["tokenizer"] is None  # no text encoder
     assert reproduce(experiment_id(cfg)).identical

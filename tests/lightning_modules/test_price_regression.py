@@ -48,6 +48,7 @@ def test_a_price_run_writes_its_record_with_the_residual_plot(tmp_path: Path, mo
     rec = tmp_path / "runs" / experiment_id(cfg)
     assert (rec / "residuals.png").is_file() and (rec / "model.safetensors").is_file()
     assert json.loads((rec / "metrics.json").read_text()) == metrics
+    assert "electronics_products" in json.loads((rec / "manifest.json").read_text())["assets"]
     for key in ("val/rmse", "test/rmse", "test/mae", "test/mape", "test/r2", "val/rmse_best"):
         assert key in metrics, key
     assert metrics["val/rmse_best"] == pytest.approx(metrics["val/rmse"])  # the best checkpoint is evaluated
