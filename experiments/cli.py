@@ -105,8 +105,8 @@ def runs(runs_dir: RunsDir = None) -> None:
     table = Table(title=f"Runs in {root}/")
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("dataset", overflow="fold")
-    for col in ("target", "backbone", "lr", "lora r", "prune", "val best", "test/acc",
-                "test/f1", "status", "started"):  # fmt: skip
+    for col in ("task", "target", "backbone", "lr", "lora r", "prune", "val (monitor)", "test (same metric)",
+                "status", "started"):  # fmt: skip
         table.add_column(col)
     for rec in records:
         c, m = rec.config, rec.metrics or {}
@@ -116,11 +116,13 @@ def runs(runs_dir: RunsDir = None) -> None:
         def fmt(v: object) -> str:
             return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
 
+        task = c.get("task", "text_classification")
+        test_metric = "test/" + monitor.split("/", 1)[-1]
         table.add_row(
-            rec.exp_id, data.get("dataset", "?"), str(data.get("target", data.get("label_column", "-"))),
-            str(c.get("model", {}).get("backbone")), fmt(c.get("optim", {}).get("lr")),
-            fmt(c.get("peft", {}).get("r")), fmt(c.get("prune", {}).get("ratio")),
-            f"{monitor} {fmt(m.get(monitor))}", fmt(m.get("test/acc")), fmt(m.get("test/f1")),
+            rec.exp_id, data.get("dataset", "?"), task, str(data.get("target", data.get("label_column", "-"))),
+            "-" if task == "click_through" else str(c.get("model", {}).get("backbone")),
+            fmt(c.get("optim", {}).get("lr")), fmt(c.get("peft", {}).get("r")), fmt(c.get("prune", {}).get("ratio")),
+            f"{monitor} {fmt(m.get(monitor))}", f"{test_metric} {fmt(m.get(test_metric))}",
             rec.manifest.get("status", "?"), str(rec.manifest.get("started", "?"))[:16],
         )  # fmt: skip
     _wide(170).print(table)

@@ -33,8 +33,7 @@ from experiments.errors import EcomlabError
 from experiments.sweep_config import Sweep, load_sweep
 
 FINISHED = ("COMPLETE", "PRUNED")
-SHOWN_METRICS = ("val/f1", "val/acc", "val/loss", "test/acc", "test/f1", "model/trainable_params",
-                 "model/sparsity", "model/latency_ms")  # fmt: skip
+RECORDED_METRICS = ("val/", "test/", "model/")  # the run's metrics kept on its Optuna trial
 
 
 def sweep_dir(runs_root: Path, name: str) -> Path:
@@ -137,7 +136,8 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
                 metrics = train(cfg, runs_root, console=console, extra_callbacks=callbacks,
                                 extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
             # one write, not one per metric: each attribute is a storage transaction
-            trial.set_user_attr("metrics", {k: metrics[k] for k in SHOWN_METRICS if metrics.get(k) is not None})
+            trial.set_user_attr("metrics", {k: v for k, v in metrics.items()
+                                            if k.startswith(RECORDED_METRICS) and v is not None})  # fmt: skip
             out = [_metric_value(metrics, m.name) for m in sw.objectives]
             return out if sw.multi_objective else out[0]
         except Exception as exc:
