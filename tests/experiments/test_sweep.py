@@ -96,6 +96,9 @@ def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path, storag
         if t.state.name == "COMPLETE":
             metrics = json.loads((rec / "metrics.json").read_text())
             assert metrics["val/f1"] == pytest.approx(t.value)
+            kept = t.user_attrs["metrics"]  # the run's val/test/model metrics ride on the trial
+            assert kept["test/acc_top3"] == metrics["test/acc_top3"] and "model/sparsity" in kept
+            assert not any(k.startswith("time/") for k in kept)
         else:
             assert json.loads((rec / "manifest.json").read_text())["status"] == "pruned"
         config = yaml.safe_load((rec / "config.yaml").read_text())
