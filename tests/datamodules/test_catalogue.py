@@ -82,7 +82,7 @@ def test_fake_reviews_labels_and_bad_rows() -> None:
     assert rep.examples["unknown_label"] == ["fake_reviews.csv line 42 (label 'XX')"]
     assert rep.examples["empty_text"] == ["fake_reviews.csv line 43"]
     assert rep.examples["malformed"] == ["fake_reviews.csv line 44"]
-    assert dm.label_names == ["computer_generated", "original"]
+    assert dm.label_names == ["original", "computer_generated"]  # the class to detect is the positive one
     assert dm.prepared().texts["train"][0].startswith("Home and Kitchen 5: ")
 
 
