@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 REASONS = (
     "malformed",
@@ -88,6 +89,22 @@ class CleaningReport:
         for k, v in d.get("examples", {}).items():
             rep.examples[k] = list(v)
         return rep
+
+    def table(self, caption: str, note: str = "") -> Any:
+        """The report as a rich table, as the DataModules print it; `note` follows the title."""
+        from rich.table import Table
+
+        table = Table(title=f"Cleaning report: {self.source}{note}")
+        table.add_column("rows")
+        table.add_column("count", justify="right")
+        table.add_column("examples")
+        table.add_row("read", str(self.rows_read), "")
+        for reason, n in self.dropped.items():
+            if n:
+                table.add_row(f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(self.examples.get(reason, [])))
+        table.add_row("kept", str(self.kept), "")
+        table.caption = caption
+        return table
 
     def summary(self) -> str:
         parts = [f"{n} {r.replace('_', ' ')}" for r, n in self.dropped.items() if n]

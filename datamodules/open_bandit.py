@@ -22,15 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from datamodules import token_cache
 from datamodules.cleaning import CleaningReport
+from datamodules.split_loaders import SplitDataLoaders
 from datamodules.splitting import SPLITS, stratified_split
 from experiments import assets
 from experiments.errors import DataError
@@ -56,7 +55,7 @@ class TabularSplit(Dataset):
         return {"categorical": self.categorical[ix], "numeric": self.numeric[ix], "labels": self.labels[ix]}
 
 
-class OpenBanditDataModule(pl.LightningDataModule):
+class OpenBanditDataModule(SplitDataLoaders):
     name = "open_bandit"
     language = "-"
     asset = "open_bandit"
@@ -205,34 +204,7 @@ class OpenBanditDataModule(pl.LightningDataModule):
         return tensors, meta
 
     def print_report(self) -> None:
-        rep = self.report
-        assert rep is not None
-        table = Table(title=f"Cleaning report: {rep.source}" + (" (from cache)" if self.cache_hit else ""))
-        for col in ("rows", "count", "examples"):
-            table.add_column(col)
-        table.add_row("read", str(rep.rows_read), "")
-        for reason, n in rep.dropped.items():
-            if n:
-                table.add_row(f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(rep.examples.get(reason, [])))
-        table.add_row("kept", str(rep.kept), "")
+        assert self.report is not None
         counts = self.meta["class_counts"]
-        table.caption = "; ".join(f"{s} {c['impressions']} impressions, {c['clicks']} clicks" for s, c in counts.items())
-        table.caption += f"; split: {self.cfg.split}"
-        self.console.print(table)
-
-    def split_sizes(self) -> dict[str, int]:
-        return {s: len(self.splits[s]) for s in SPLITS}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        ds = self.splits[split]
-        bs = self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=ds.collate, num_workers=self.cfg.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        caption = "; ".join(f"{s} {c['impressions']} impressions, {c['clicks']} clicks" for s, c in counts.items())
+        self.console.print(self.report.table(f"{caption}; split: {self.cfg.split}", " (from cache)" if self.cache_hit else ""))

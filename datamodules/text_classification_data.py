@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import lightning.pytorch as pl
 import torch
 from rich.console import Console
-from rich.table import Table
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from datamodules import token_cache
 from datamodules.cleaning import CleaningReport, RawExamples, clean
+from datamodules.split_loaders import SplitDataLoaders
 from datamodules.splitting import SPLIT_ALIASES, SPLITS, stratified_split, stratified_subsample
 from experiments.errors import DataError
 
@@ -69,7 +68,7 @@ class TokenizedSplit(Dataset):
         }
 
 
-class TextClassificationDataModule(pl.LightningDataModule):
+class TextClassificationDataModule(SplitDataLoaders):
     """Base for text-classification data sets. Subclasses implement `source_files`, `read` and
     `allowed_labels`; `setup` produces `train/val/test` TokenizedSplits and `label_names`."""
 
@@ -241,36 +240,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         return token_cache.CachedSplits(tensors=tensors, meta=meta)
 
     def print_report(self) -> None:
-        rep = self.report
-        assert rep is not None
-        table = Table(title=f"Cleaning report: {rep.source}" + (" (from token cache)" if self.cache_hit else ""))
-        table.add_column("rows")
-        table.add_column("count", justify="right")
-        table.add_column("examples")
-        table.add_row("read", str(rep.rows_read), "")
-        for reason, n in rep.dropped.items():
-            if n:
-                table.add_row(f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(rep.examples.get(reason, [])))
-        table.add_row("kept", str(rep.kept), "")
+        assert self.report is not None
         sizes = ", ".join(f"{s} {len(self.splits[s])}" for s in SPLITS)
-        table.caption = f"splits: {sizes}; labels: {', '.join(self.label_names)}"
-        self.console.print(table)
-
-    def split_sizes(self) -> dict[str, int]:
-        return {s: len(self.splits[s]) for s in SPLITS}
-
-    # --- loaders -----------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        ds = self.splits[split]
-        bs = self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=ds.collate,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        self.console.print(self.report.table(f"splits: {sizes}; labels: {', '.join(self.label_names)}",
+                                             " (from token cache)" if self.cache_hit else ""))  # fmt: skip
