@@ -58,12 +58,16 @@ def trial_experiment(sw: Sweep, values: dict[str, Any]) -> ExperimentConfig:
     if sw.entity:
         tracking["entity"] = sw.entity
     first = sw.objectives[0]
-    per_epoch = {f"val/{m}" for m in TASK_METRICS[validate(raw).task]}
-    if first.name in per_epoch:  # not final-only metrics such as val/f1_best or val/threshold
+    if first.name in per_epoch_metrics(validate(raw).task):
         trainer = raw.setdefault("trainer", {})
         trainer["monitor"] = first.name
         trainer["mode"] = "max" if first.goal == "maximize" else "min"
     return validate(raw)
+
+
+def per_epoch_metrics(task: str) -> set[str]:
+    """What a task logs on val every epoch; not final-only metrics such as val/f1_best."""
+    return {f"val/{m}" for m in TASK_METRICS[task]}
 
 
 def base_experiment_id(sw: Sweep) -> str:
@@ -112,6 +116,11 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
     from experiments import study as st
     from experiments.train import train
 
+    # Optuna takes intermediate values only for one objective; with pruner none they still draw the
+    # dashboard's learning curves (NopPruner never stops a trial)
+    base = trial_experiment(sw, {})
+    reports_epochs = not sw.multi_objective and sw.objectives[0].name in per_epoch_metrics(base.task)
+
     def objective(trial: Any) -> float | list[float]:
         lock.release()  # the trial exists now (RUNNING): other workers may claim the next one
         trial.set_user_attr("worker", worker)
@@ -131,7 +140,7 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
                 trial.set_user_attr("reused_record", True)
             else:
                 callbacks = []
-                if sw.pruner_type != "none":
+                if reports_epochs:  # learning curves on the trial, so the pruner and dashboard see them
                     callbacks.append(PyTorchLightningPruningCallback(trial, monitor=sw.objectives[0].name))
                 metrics = train(cfg, runs_root, console=console, extra_callbacks=callbacks,
                                 extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip

@@ -109,6 +109,14 @@ def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path, storag
         assert sorted(t.intermediate_values) == ([0, 1] if t.state.name == "COMPLETE" else [0])
 
 
+def test_without_a_pruner_every_epoch_is_still_reported(tmp_path: Path) -> None:
+    # the dashboard's learning curves and bench/sweep_pruning.py read intermediate values of every study
+    sweep_cli(str(write_sweep(tmp_path, pruner={"type": "none"}, budget={"n_trials": 1})))
+    (trial,) = study_of(tmp_path).get_trials()
+    assert trial.state.name == "COMPLETE" and sorted(trial.intermediate_values) == [0, 1]
+    assert max(trial.intermediate_values.values()) == pytest.approx(trial.value)  # the best epoch is kept
+
+
 def test_rerunning_resumes_without_repeating_finished_trials(tmp_path: Path) -> None:
     path = write_sweep(tmp_path)
     sweep_cli(str(path), "--n-trials", "2")
