@@ -66,9 +66,22 @@ def postgres_server():
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def mysql_server():
+    from tests import mysql
+
+    why = mysql.available()
+    if why:
+        pytest.skip(why)
+    server = mysql.Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def storage_url(request: pytest.FixtureRequest) -> str | None:
-    """None means the default (SQLite under the runs folder); otherwise a fresh PostgreSQL database."""
+    """None means the default (SQLite under the runs folder); otherwise a fresh PostgreSQL or MariaDB
+    (MySQL) database."""
     if request.param == "sqlite":
         return None
-    return request.getfixturevalue("postgres_server").new_database()
+    return request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server").new_database()
