@@ -268,7 +268,8 @@ def sync(
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/README.md).")],
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")] = 1,
-    devices_per_trial: Annotated[int, typer.Option("--devices-per-trial", min=1, help="GPUs per trial.")] = 1,
+    devices_per_trial: Annotated[int | None, typer.Option("--devices-per-trial", min=1,
+                                 help="GPUs per trial (default: the base config's trainer.devices).")] = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Override budget.n_trials.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate; print the search space; run nothing.")] = False,
     runs_dir: RunsDir = None,

@@ -125,6 +125,8 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lo
         lock.release()  # the trial exists now (RUNNING): other workers may claim the next one
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("pid", os.getpid())
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:  # the GPUs this worker owns
+            trial.set_user_attr("devices", os.environ["CUDA_VISIBLE_DEVICES"])
         try:
             values = st.suggest(trial, sw)
             try:
@@ -253,12 +255,22 @@ def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def plan_devices(workers: int, per_trial: int) -> list[list[str]] | None:
-    """CUDA devices for each worker, K per trial and never shared; None on CPU."""
+def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[str]] | None:
+    """CUDA devices for each worker, K per trial and never shared; None on CPU. K defaults to the base
+    config's trainer.devices, and must equal it, so that a trial trains on all the devices its worker
+    owns (and its experiment id says how many that was)."""
     import torch
 
     if not torch.cuda.is_available():
         return None
+    base_devices = trial_experiment(sw, {}).trainer.devices
+    searched = any(p.path == "trainer.devices" for p in sw.params)
+    if per_trial is None:
+        per_trial = base_devices
+    elif per_trial != base_devices and not searched:
+        raise EcomlabError(f"--devices-per-trial {per_trial}, but the base config's trainer.devices is "
+                           f"{base_devices}, so each trial would train on {base_devices} of its {per_trial} GPUs; "
+                           f"set trainer.devices: {per_trial} in the base config.")  # fmt: skip
     n = torch.cuda.device_count()
     if workers * per_trial > n:
         raise EcomlabError(f"--workers {workers} x --devices-per-trial {per_trial} needs {workers * per_trial} "
@@ -266,7 +278,7 @@ def plan_devices(workers: int, per_trial: int) -> list[list[str]] | None:
     return [[str(i * per_trial + j) for j in range(per_trial)] for i in range(workers)]
 
 
-def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_trial: int = 1,
+def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
               n_trials: int | None = None, console: Console | None = None) -> Any:  # fmt: skip
     """Start `workers` processes on the study and show a live view until they are done."""
     from rich.live import Live
@@ -276,7 +288,7 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
     study = create_study(sw, runs_root)
     budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None
-    gpus = plan_devices(workers, devices_per_trial)
+    gpus = plan_devices(workers, devices_per_trial, sw)
     threads = max(1, (os.cpu_count() or 1) // workers)
     folder = sweep_dir(runs_root, sw.name)
     procs = [WorkerProc(i, _spawn(sweep_file, runs_root, i, deadline, n_trials, threads,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import app
 from experiments.config import experiment_id, load_config
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, EcomlabError
 from experiments.study import default_storage_url, load_study
 from experiments.sweep import create_study
 from experiments.sweep_config import load_sweep
@@ -166,15 +166,42 @@ def test_a_failing_trial_is_marked_failed_and_the_study_goes_on(tmp_path: Path) 
     assert len(finished(study_of(tmp_path))) == 2
 
 
-def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Path) -> None:
+def fake_gpus(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The monitor process sees n CUDA devices; workers are real processes and train on the CPU."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+
+def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    fake_gpus(monkeypatch, 2)
     path = write_sweep(tmp_path, budget={"n_trials": 4})
     result = sweep_cli(str(path), "--workers", "2")
-    assert "2 worker(s), 1 CPU thread(s) each" in result.output
+    assert "2 worker(s), 1 CPU thread(s) each, GPUs [['0'], ['1']]" in result.output
     study = study_of(tmp_path)
     trials = study.get_trials()
     assert len(trials) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     assert len({t.user_attrs["experiment_id"] for t in trials}) == 4
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    # each worker ran its trials on its own device only (CUDA_VISIBLE_DEVICES of its process)
+    assert {(t.user_attrs["worker"], t.user_attrs["devices"]) for t in trials} == {(0, "0"), (1, "1")}
+
+
+def test_devices_per_trial_follow_the_base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.sweep import plan_devices
+
+    fake_gpus(monkeypatch, 4)
+    two = load_sweep(write_sweep(tmp_path, "two", base=tiny_config(trainer={"max_epochs": 2, "devices": 2})))
+    assert plan_devices(2, None, two) == [["0", "1"], ["2", "3"]]  # K defaults to trainer.devices
+    with pytest.raises(EcomlabError, match="needs 6 GPUs; this machine has 4"):
+        plan_devices(3, None, two)
+    one = load_sweep(write_sweep(tmp_path, "one"))  # trainer.devices 1
+    with pytest.raises(EcomlabError, match="set trainer.devices: 2 in the base config"):
+        plan_devices(2, 2, one)
+    monkeypatch.setattr(__import__("torch").cuda, "is_available", lambda: False)
+    assert plan_devices(2, 2, one) is None  # on CPU threads are divided instead
 
 
 def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path, storage_url: str | None) -> None:
