@@ -1,24 +1,29 @@
 """(a) Compute to reach a target: TPE + Hyperband pruning vs random search without pruning.
 
-    python bench/sweep_pruning.py [--seeds 0 1 2 3 4] [--target 0.83] [--max-trials 30]
+    python bench/sweep_pruning.py [--workload text|price] [--seeds 0 1 2 3 4] [--target T] [--max-trials 30]
 
-Both sides run the same real-data sweep through `run_worker` (tiny backbone, 2,000 women's clothing
-reviews, up to 9 epochs, no early stopping, val/f1), one trial at a time, for each seed, and stop at
-the first trial whose val/f1 reaches the target (or after --max-trials). "Epochs to target" counts
-every epoch trained before that point, pruned trials included, up to the epoch that reached it; both
-sides are read from the same place, the trials' intermediate values. A side that never reaches the
-target is charged everything it spent. Prints both sides per seed, their medians and totals and the
-ratio (target >= 3x fewer).
+Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
+stop at the first trial whose validation metric reaches the target (or after --max-trials). Trials
+train up to 9 epochs with no early stopping. Workloads:
+  text   tiny BERT 2x64 from scratch on 2,000 women's clothing reviews, val/f1 >= target (0.82);
+  price  the shipped PC-price sweep's base (tiny encoder on the spec sheet + specs as numbers, 6,259
+         PCs), learning rate 1e-4..3e-2, warmup, head dropout; val/rmse <= target (208).
+"Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
+epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
+side that never reaches the target is charged everything it spent. Prints both sides per seed, their
+medians and totals and the ratio (target >= 3x fewer).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -35,28 +40,47 @@ SIDES = {
 }  # fmt: skip
 
 
-def epochs_to_target(trials: list, target: float) -> tuple[int | None, int, float]:
+def workload(name: str) -> tuple[dict, float]:
+    """The sweep file's base, metric and parameters, and the default target."""
+    base = copy.deepcopy(sweep_common.BASE)
+    if name == "text":
+        base["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS}
+        return {"base": base}, 0.82
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "sweeps" / "price_regression-pc_prices.yaml").read_text())
+    base = shipped["base"]
+    base["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS}
+    base["tracking"] = {"mode": "disabled"}
+    params = {"optim.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
+              "optim.warmup": {"type": "float", "low": 0.0, "high": 0.2},
+              "head.dropout": {"type": "float", "low": 0.0, "high": 0.3}}  # fmt: skip
+    return {"base": base, "metric": shipped["metric"], "parameters": params}, 208.0
+
+
+def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tuple[int | None, int, float]:
     """(epochs spent when the target was first reached or None, epochs spent in all, best value)."""
+    sign = 1.0 if maximize else -1.0
     spent, best = 0, float("-inf")
     for t in sorted(trials, key=lambda t: t.number):
         for step in sorted(t.intermediate_values):
             spent += 1
-            best = max(best, t.intermediate_values[step])
-            if best >= target:
-                return spent, spent, best
-    return None, spent, best
+            best = max(best, sign * t.intermediate_values[step])
+            if best >= sign * target:
+                return spent, spent, sign * best
+    return None, spent, sign * best
 
 
-def run_side(folder: Path, side: str, seed: int, target: float, max_trials: int) -> tuple[int | None, int, float, int]:
+def run_side(folder: Path, work: dict, side: str, seed: int, target: float,
+             max_trials: int) -> tuple[int | None, int, float, int]:  # fmt: skip
     spec = {k: dict(v) for k, v in SIDES[side].items()}
     spec["sampler"]["seed"] = seed
     name = f"{side.replace('+', '-')}-{seed}"
-    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec)
+    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
+    maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
     runs = folder / f"runs-{name}"
     for n in range(1, max_trials + 1):  # one more trial per call: the study resumes, as `ecomlab sweep` does
         run_worker(path, runs, 0, None, n_trials=n, console=Console(quiet=True))
         trials = load_study(name, default_storage_url(runs)).get_trials()
-        reached, spent, best = epochs_to_target(trials, target)
+        reached, spent, best = epochs_to_target(trials, target, maximize)
         if reached is not None:
             break
     return reached, spent, best, len(trials)
@@ -64,19 +88,22 @@ def run_side(folder: Path, side: str, seed: int, target: float, max_trials: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", choices=("text", "price"), default="text")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--target", type=float, default=0.83)
+    ap.add_argument("--target", type=float, default=None, help="default: 0.82 (text, val/f1), 208 (price, val/rmse)")
     ap.add_argument("--max-trials", type=int, default=30)
     args = ap.parse_args()
-    sweep_common.BASE["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS}
+    work, default_target = workload(args.workload)
+    target = default_target if args.target is None else args.target
+    metric = work.get("metric", {"name": "val/f1"})["name"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            rows.append((seed, {side: run_side(Path(tmp), side, seed, args.target, args.max_trials) for side in SIDES}))
+            rows.append((seed, {side: run_side(Path(tmp), work, side, seed, target, args.max_trials) for side in SIDES}))
             a, b = rows[-1][1]["tpe+hyperband"], rows[-1][1]["random"]
             print(f"seed {seed}: TPE+Hyperband {a[0]} epochs ({a[3]} trials, best {a[2]:.4f}); "
                   f"random {b[0]} epochs ({b[3]} trials, best {b[2]:.4f})", flush=True)
-    print(f"\nval/f1 >= {args.target}; tiny BERT 2x64, 2,000 real reviews, up to {MAX_EPOCHS} epochs a trial, "
+    print(f"\n{args.workload}: {metric} reaching {target}, up to {MAX_EPOCHS} epochs a trial, "
           f"at most {args.max_trials} trials a study")
     print(f"{'seed':>4}  {'TPE+Hyperband: epochs (trials)':>32}  {'random, no pruning: epochs (trials)':>36}")
     ours, theirs = [], []
@@ -91,7 +118,6 @@ def main() -> None:
     print(f"median epochs to target: TPE+Hyperband {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
     print(f"total epochs to target:  TPE+Hyperband {sum(ours)}, random without pruning {sum(theirs)}; "
           f"ratio {sum(theirs) / sum(ours):.2f}x  (target >= 3x fewer)")
-
 
 if __name__ == "__main__":
     main()
