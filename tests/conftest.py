@@ -54,28 +54,27 @@ def tiny_config(**groups: Any) -> dict[str, Any]:
     return cfg
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    from tests import postgres
+def _throwaway_server(kind: str):
+    """A session's server from tests/<kind>.py, skipped with the reason where it cannot start."""
+    import importlib
 
-    why = postgres.available()
+    module = importlib.import_module(f"tests.{kind}")
+    why = module.available()
     if why:
         pytest.skip(why)
-    server = postgres.Server()
+    server = module.Server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    yield from _throwaway_server("postgres")
 
 
 @pytest.fixture(scope="session")
 def mysql_server():
-    from tests import mysql
-
-    why = mysql.available()
-    if why:
-        pytest.skip(why)
-    server = mysql.Server()
-    yield server
-    server.stop()
+    yield from _throwaway_server("mysql")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -84,4 +83,5 @@ def storage_url(request: pytest.FixtureRequest) -> str | None:
     (MySQL) database."""
     if request.param == "sqlite":
         return None
-    return request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server").new_database()
+    server = {"postgresql": "postgres_server", "mysql": "mysql_server"}[request.param]
+    return request.getfixturevalue(server).new_database()

@@ -14,9 +14,14 @@ import uuid
 from pathlib import Path
 
 
+def _mariadbd() -> str | None:
+    """Debian puts the server in /usr/sbin, which is not always on PATH."""
+    return shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").is_file() else None)
+
+
 def available() -> str | None:
     """None when a server can be started here, else why not."""
-    if not (shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").is_file()) or not shutil.which("mariadb-install-db"):
+    if not _mariadbd() or not shutil.which("mariadb-install-db"):
         return "MariaDB server binaries not installed (apt-get install mariadb-server)"
     try:
         import pwd
@@ -44,9 +49,8 @@ class Server:
         subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={data}",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True, timeout=120)  # fmt: skip
-        mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         self.proc = subprocess.Popen(
-            [mariadbd, "--no-defaults", "--user=mysql", f"--datadir={data}", f"--port={self.port}",
+            [str(_mariadbd()), "--no-defaults", "--user=mysql", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.dir / 'sock'}", f"--pid-file={self.dir / 'pid'}",
              "--skip-name-resolve", "--max-connections=200", f"--log-error={self.dir / 'log'}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
