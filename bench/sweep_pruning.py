@@ -1,6 +1,7 @@
 """(a) Compute to reach a target: TPE + Hyperband pruning vs random search without pruning.
 
-    python bench/sweep_pruning.py [--workload text|price] [--seeds 0 1 2 3 4] [--target T] [--max-trials 30] [--jobs 2]
+    python bench/sweep_pruning.py [--workload text|price] [--seeds 0 1 2 3 4] [--target T] [--max-trials 30]
+                                  [--jobs 2] [--sampler tpe|gp]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
 stop at the first trial whose validation metric reaches the target (or after --max-trials). Trials
@@ -13,6 +14,7 @@ train up to 9 epochs with no early stopping. Workloads:
          part of the measurement: 31 random 9-epoch trials (sampler seeds 0 and 1) ended at RMSE
          181.9, 191.3, 194.7, 194.9, 200.2, 212.3, ... so 195 is about the best 13% of the space.
          Measure with other seeds (--seeds 2 3 4 5 6), so that the random side is not the probe.
+--sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
 side that never reaches the target is charged everything it spent. Prints both sides per seed, their
@@ -58,7 +60,7 @@ def workload(name: str) -> tuple[dict, float]:
     # one thread a trial: the same numbers on any machine, and --jobs can run seeds side by side
     base["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "threads": 1}
     base["tracking"] = {"mode": "disabled"}
-    # the ranges a user who does not yet know the model would search (those of Optuna's and W&B's examples)
+    # the ranges a user who does not yet know the model would search
     params = {"optim.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True},
               "optim.weight_decay": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
               "optim.warmup": {"type": "float", "low": 0.0, "high": 0.3},
@@ -80,11 +82,13 @@ def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tupl
     return None, spent, sign * best
 
 
-def run_side(folder: Path, work: dict, side: str, seed: int, target: float,
-             max_trials: int) -> tuple[int | None, int, float, int]:  # fmt: skip
+def run_side(folder: Path, work: dict, side: str, seed: int, target: float, max_trials: int,
+             sampler: str = "tpe") -> tuple[int | None, int, float, int]:  # fmt: skip
     spec = {k: dict(v) for k, v in SIDES[side].items()}
     spec["sampler"]["seed"] = seed
-    name = f"{side.replace('+', '-')}-{seed}"
+    if side != "random":  # --sampler gp: the same Hyperband side with Optuna's Gaussian-process sampler
+        spec["sampler"]["type"] = sampler
+    name = f"{spec['sampler']['type']}-{'hyperband' if side != 'random' else 'nopruning'}-{seed}"
     path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
     maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
     runs = folder / f"runs-{name}"
@@ -97,8 +101,8 @@ def run_side(folder: Path, work: dict, side: str, seed: int, target: float,
     return reached, spent, best, len(trials)
 
 
-def run_seed(folder: Path, work: dict, seed: int, target: float, max_trials: int) -> dict:
-    return {side: run_side(folder, work, side, seed, target, max_trials) for side in SIDES}
+def run_seed(folder: Path, work: dict, seed: int, target: float, max_trials: int, sampler: str) -> dict:
+    return {side: run_side(folder, work, side, seed, target, max_trials, sampler) for side in SIDES}
 
 
 def main() -> None:
@@ -107,22 +111,24 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--target", type=float, default=None, help="default: 0.82 (text, val/f1), 195 (price, val/rmse)")
     ap.add_argument("--max-trials", type=int, default=30)
+    ap.add_argument("--sampler", choices=("tpe", "gp"), default="tpe", help="the pruned side's sampler")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run side by side (epoch counts do not change)")
     args = ap.parse_args()
     work, default_target = workload(args.workload)
     target = default_target if args.target is None else args.target
     metric = work.get("metric", {"name": "val/f1"})["name"]
+    label = f"{args.sampler.upper()}+Hyperband"
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        jobs = [pool.submit(run_seed, Path(tmp), work, seed, target, args.max_trials) for seed in args.seeds]
+        jobs = [pool.submit(run_seed, Path(tmp), work, seed, target, args.max_trials, args.sampler) for seed in args.seeds]
         for seed, job in zip(args.seeds, jobs):
             rows.append((seed, job.result()))
             a, b = rows[-1][1]["tpe+hyperband"], rows[-1][1]["random"]
-            print(f"seed {seed}: TPE+Hyperband {a[0]} epochs ({a[3]} trials, best {a[2]:.4f}); "
+            print(f"seed {seed}: {label} {a[0]} epochs ({a[3]} trials, best {a[2]:.4f}); "
                   f"random {b[0]} epochs ({b[3]} trials, best {b[2]:.4f})", flush=True)
     print(f"\n{args.workload}: {metric} reaching {target}, up to {MAX_EPOCHS} epochs a trial, "
           f"at most {args.max_trials} trials a study")
-    print(f"{'seed':>4}  {'TPE+Hyperband: epochs (trials)':>32}  {'random, no pruning: epochs (trials)':>36}")
+    print(f"{'seed':>4}  {label + ': epochs (trials)':>32}  {'random, no pruning: epochs (trials)':>36}")
     ours, theirs = [], []
     for seed, r in rows:
         a, b = r["tpe+hyperband"], r["random"]
@@ -132,8 +138,8 @@ def main() -> None:
         mark_a, mark_b = ("" if a[0] is not None else " (not reached)"), ("" if b[0] is not None else " (not reached)")
         print(f"{seed:>4}  {f'{ours[-1]} ({a[3]}){mark_a}':>32}  {f'{theirs[-1]} ({b[3]}){mark_b}':>36}")
     mo, mt = statistics.median(ours), statistics.median(theirs)
-    print(f"median epochs to target: TPE+Hyperband {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
-    print(f"total epochs to target:  TPE+Hyperband {sum(ours)}, random without pruning {sum(theirs)}; "
+    print(f"median epochs to target: {label} {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
+    print(f"total epochs to target:  {label} {sum(ours)}, random without pruning {sum(theirs)}; "
           f"ratio {sum(theirs) / sum(ours):.2f}x  (target >= 3x fewer)")
 
 if __name__ == "__main__":
