@@ -43,8 +43,8 @@ from experiments.sweep import run_worker  # noqa: E402
 
 MAX_EPOCHS = 9  # Hyperband with reduction factor 3 gets rungs at epochs 1, 3 and 9
 SIDES = {
-    "tpe+hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
-                      "pruner": {"type": "hyperband", "min_resource": 1, "reduction_factor": 3}},
+    "hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
+                  "pruner": {"type": "hyperband", "min_resource": 1, "reduction_factor": 3}},
     "random": {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}},
 }  # fmt: skip
 
@@ -86,9 +86,9 @@ def run_side(folder: Path, work: dict, side: str, seed: int, target: float, max_
              sampler: str = "tpe") -> tuple[int | None, int, float, int]:  # fmt: skip
     spec = {k: dict(v) for k, v in SIDES[side].items()}
     spec["sampler"]["seed"] = seed
-    if side != "random":  # --sampler gp: the same Hyperband side with Optuna's Gaussian-process sampler
+    if side == "hyperband":  # --sampler gp: the same pruned side with Optuna's Gaussian-process sampler
         spec["sampler"]["type"] = sampler
-    name = f"{spec['sampler']['type']}-{'hyperband' if side != 'random' else 'nopruning'}-{seed}"
+    name = f"{spec['sampler']['type']}-{side}-{seed}"
     path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
     maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
     runs = folder / f"runs-{name}"
@@ -123,7 +123,7 @@ def main() -> None:
         jobs = [pool.submit(run_seed, Path(tmp), work, seed, target, args.max_trials, args.sampler) for seed in args.seeds]
         for seed, job in zip(args.seeds, jobs):
             rows.append((seed, job.result()))
-            a, b = rows[-1][1]["tpe+hyperband"], rows[-1][1]["random"]
+            a, b = rows[-1][1]["hyperband"], rows[-1][1]["random"]
             print(f"seed {seed}: {label} {a[0]} epochs ({a[3]} trials, best {a[2]:.4f}); "
                   f"random {b[0]} epochs ({b[3]} trials, best {b[2]:.4f})", flush=True)
     print(f"\n{args.workload}: {metric} reaching {target}, up to {MAX_EPOCHS} epochs a trial, "
@@ -131,7 +131,7 @@ def main() -> None:
     print(f"{'seed':>4}  {label + ': epochs (trials)':>32}  {'random, no pruning: epochs (trials)':>36}")
     ours, theirs = [], []
     for seed, r in rows:
-        a, b = r["tpe+hyperband"], r["random"]
+        a, b = r["hyperband"], r["random"]
         # a side that never reaches the target is charged everything it spent
         ours.append(a[0] if a[0] is not None else a[1])
         theirs.append(b[0] if b[0] is not None else b[1])
@@ -141,6 +141,7 @@ def main() -> None:
     print(f"median epochs to target: {label} {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
     print(f"total epochs to target:  {label} {sum(ours)}, random without pruning {sum(theirs)}; "
           f"ratio {sum(theirs) / sum(ours):.2f}x  (target >= 3x fewer)")
+
 
 if __name__ == "__main__":
     main()
