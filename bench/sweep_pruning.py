@@ -2,12 +2,12 @@
 
     python bench/sweep_pruning.py [--workload text|price|price-small] [--seeds 0 1 2 3 4]
                                   [--target T [T ...]] [--max-trials 30] [--min-resource R]
-                                  [--jobs 2] [--sampler tpe|gp]
+                                  [--max-epochs 9] [--jobs 2] [--sampler tpe|gp]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
-stop at the first trial whose validation metric reaches every target (or after --max-trials; later
-trials cannot change an earlier trial's epochs, so several targets share one pair of studies). Trials
-train up to 9 epochs with no early stopping. Workloads:
+stop once every target has been reached (or after --max-trials; later trials cannot change an earlier
+trial's epochs, so several targets share one pair of studies). Trials train up to 9 epochs with no
+early stopping. Workloads:
   text         tiny BERT 2x64 from scratch on 2,000 women's clothing reviews, val/f1 >= target (0.82);
   price        the shipped PC-price sweep's base (tiny encoder 2x64 on the spec sheet, 48 tokens, +
                specs as numbers, 6,259 PCs, one thread a trial) over the ranges a user who does not
@@ -24,6 +24,7 @@ train up to 9 epochs with no early stopping. Workloads:
                best by epoch 3 or 4). Targets 195, 191, 185, 183: a probe of 65 random trials (sampler seeds 0 and 1)
                had 7, 4, 3 and 1 of them at or below each (best 182.7), i.e. the best 11%, 6%, 5%,
                1.5%. Measure with --seeds 2 3 4 5 6.
+--max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for 9.
 --sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
@@ -62,16 +63,16 @@ SIDES = {
 DEFAULTS = {"text": ([0.82], 1), "price": ([195.0], 1), "price-small": ([195.0, 191.0, 185.0, 183.0], 3)}
 
 
-def workload(name: str) -> dict:
+def workload(name: str, max_epochs: int = MAX_EPOCHS) -> dict:
     """The sweep file's base, metric and parameters."""
     base = copy.deepcopy(sweep_common.BASE)
     if name == "text":
-        base["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS}
+        base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs}
         return {"base": base}
     shipped = yaml.safe_load((Path(__file__).parents[1] / "sweeps" / "price_regression-pc_prices.yaml").read_text())
     base = shipped["base"]
     # one thread a trial: the same numbers on any machine, and --jobs can run studies side by side
-    base["trainer"] = {"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "threads": 1}
+    base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs, "threads": 1}
     base["tracking"] = {"mode": "disabled"}
     if name == "price-small":
         base["data"]["max_length"] = 24
@@ -126,11 +127,12 @@ def main() -> None:
     ap.add_argument("--target", type=float, nargs="+", default=None,
                     help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse)")
     ap.add_argument("--max-trials", type=int, default=30)
+    ap.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="epochs a trial (Hyperband's max_resource)")
     ap.add_argument("--min-resource", type=int, default=None, help="Hyperband's first rung (default: per workload)")
     ap.add_argument("--sampler", choices=("tpe", "gp"), default="tpe", help="the pruned side's sampler")
     ap.add_argument("--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)")
     args = ap.parse_args()
-    work = workload(args.workload)
+    work = workload(args.workload, args.max_epochs)
     targets = args.target or DEFAULTS[args.workload][0]
     min_resource = args.min_resource or DEFAULTS[args.workload][1]
     metric = work.get("metric", {"name": "val/f1"})["name"]
@@ -140,7 +142,7 @@ def main() -> None:
                                           args.sampler, min_resource)
                 for seed in args.seeds for side in SIDES}  # fmt: skip
         done = {key: job.result() for key, job in jobs.items()}
-    print(f"{args.workload}: {metric}, up to {MAX_EPOCHS} epochs a trial, at most {args.max_trials} trials a study, "
+    print(f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
           f"Hyperband min_resource {min_resource}; trials run: "
           + ", ".join(f"seed {s} {done[s, 'hyperband'][1]}/{done[s, 'random'][1]}" for s in args.seeds))
     for i, target in enumerate(targets):

@@ -306,8 +306,17 @@ def load_sweep(path: str | Path) -> Sweep:
         pruner = pruner.model_copy(update={"min_resource": et.min_iter or pruner.min_resource,
                                            "max_resource": et.max_iter or pruner.max_resource,
                                            "reduction_factor": et.eta})  # fmt: skip
+    chosen = pruner_type is not None  # named in the file (or by early_terminate), not the default
     if pruner_type is None:
         pruner_type = "none" if multi else "hyperband"
+    if chosen and pruner_type in ("hyperband", "successive_halving") and base_cfg is not None:
+        # epochs are reported as steps 0..max_epochs-1; a first rung at or past the last never prunes
+        last = base_cfg.trainer.max_epochs
+        if pruner_type == "hyperband" and isinstance(pruner.max_resource, int):
+            last = min(last, pruner.max_resource)
+        if pruner.min_resource >= last:
+            problems.append(f"pruner.min_resource: {pruner.min_resource} is not below the trials' {last} epochs, so "
+                            f"{pruner_type} would never stop a trial; lower it or raise base trainer.max_epochs")  # fmt: skip
     if multi and pruner_type != "none":
         problems.append("pruner.type: Optuna cannot prune multi-objective studies; use none")
     if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):

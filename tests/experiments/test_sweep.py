@@ -285,6 +285,10 @@ def test_a_wandb_sweep_file_loads(tmp_path: Path) -> None:
         ({"base": "missing.yaml"}, "base: experiment config not found"),
         ({"metrics": [{"name": "val/f1"}, {"name": "model/trainable_params", "goal": "minimize"}],
           "metric": None, "pruner": {"type": "hyperband"}}, "pruner.type: Optuna cannot prune multi-objective"),
+        ({"pruner": {"type": "hyperband", "min_resource": 2}},  # the base trains 2 epochs: steps 0 and 1
+         "pruner.min_resource: 2 is not below the trials' 2 epochs, so hyperband would never stop a trial"),
+        ({"early_terminate": {"type": "hyperband", "min_iter": 3}},
+         "pruner.min_resource: 3 is not below the trials' 2 epochs"),
     ],
 )
 def test_bad_sweep_files_give_their_error_before_any_trial(tmp_path: Path, change: dict, expected: str) -> None:
