@@ -18,19 +18,18 @@ early stopping. Workloads:
                212.3, ... so 195 is about the best 13% of the space. Measure with other seeds
                (--seeds 2 3 4 5 6), so that the random side is not the probe.
   price-small  the same search with a smaller encoder (1 layer, 32 wide, 24 tokens: an epoch costs
-               about 2.5x less, so a study can run 30-40 trials) and Hyperband's first rung at epoch
-               4 (--min-resource 3, the shipped PC-price sweep's own setting: in the probe, trials
-               with long warmups were far behind after one epoch, RMSE 300-490, and level with the
-               best by epoch 3 or 4). Targets 195, 191, 185, 183: a probe of 65 random trials (sampler seeds 0 and 1)
-               had 7, 4, 3 and 1 of them at or below each (best 182.7), i.e. the best 11%, 6%, 5%,
-               1.5%. Measure with --seeds 2 3 4 5 6.
+               about 2.5x less, so a study can run 30 trials) and Hyperband's first rung after epoch 4
+               (--min-resource 3, the shipped PC-price sweep's own setting: in the probe, trials with
+               long warmups were far behind after one epoch, RMSE 300-490, and level with the best by
+               epoch 3 or 4). Targets 195, 191, 185, 183: of a probe's 65 random trials (sampler seeds
+               0 and 1), 7, 4, 3 and 1 reached each (best 182.7), i.e. the best 11%, 6%, 5%, 1.5%.
+               Measure with --seeds 2 3 4 5 6.
 --max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for 9.
 --sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
 side that never reaches a target is charged everything it spent (a lower bound on what it needs).
 Prints both sides per seed and target, their medians and totals and the ratio (target >= 3x fewer).
-
 """
 
 from __future__ import annotations

@@ -311,12 +311,12 @@ def load_sweep(path: str | Path) -> Sweep:
         pruner_type = "none" if multi else "hyperband"
     if chosen and pruner_type in ("hyperband", "successive_halving") and base_cfg is not None:
         # epochs are reported as steps 0..max_epochs-1; a first rung at or past the last never prunes
-        last = base_cfg.trainer.max_epochs
-        if pruner_type == "hyperband" and isinstance(pruner.max_resource, int):
-            last = min(last, pruner.max_resource)
+        last, what = base_cfg.trainer.max_epochs, f"the trials' {base_cfg.trainer.max_epochs} epochs"
+        if pruner_type == "hyperband" and isinstance(pruner.max_resource, int) and pruner.max_resource < last:
+            last, what = pruner.max_resource, f"pruner.max_resource ({pruner.max_resource})"
         if pruner.min_resource >= last:
-            problems.append(f"pruner.min_resource: {pruner.min_resource} is not below the trials' {last} epochs, so "
-                            f"{pruner_type} would never stop a trial; lower it or raise base trainer.max_epochs")  # fmt: skip
+            problems.append(f"pruner.min_resource: {pruner.min_resource} is not below {what}, so {pruner_type} "
+                            "would never stop a trial; lower it or raise base trainer.max_epochs")  # fmt: skip
     if multi and pruner_type != "none":
         problems.append("pruner.type: Optuna cannot prune multi-objective studies; use none")
     if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):

@@ -289,6 +289,9 @@ def test_a_wandb_sweep_file_loads(tmp_path: Path) -> None:
          "pruner.min_resource: 2 is not below the trials' 2 epochs, so hyperband would never stop a trial"),
         ({"early_terminate": {"type": "hyperband", "min_iter": 3}},
          "pruner.min_resource: 3 is not below the trials' 2 epochs"),
+        ({"base": tiny_config(trainer={"max_epochs": 4}),
+          "pruner": {"type": "hyperband", "min_resource": 2, "max_resource": 2}},
+         "pruner.min_resource: 2 is not below pruner.max_resource (2)"),
     ],
 )
 def test_bad_sweep_files_give_their_error_before_any_trial(tmp_path: Path, change: dict, expected: str) -> None:
