@@ -53,9 +53,9 @@ from experiments.study import default_storage_url, load_study  # noqa: E402
 from experiments.sweep import run_worker  # noqa: E402
 
 MAX_EPOCHS = 9  # Hyperband, reduction factor 3, min_resource 1: rungs after epochs 2 and 4 (steps 1, 3)
-SIDES = {
+SIDES = {  # the pruned side's sampler type and min_resource are set per run (--sampler, --min-resource)
     "hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
-                  "pruner": {"type": "hyperband", "min_resource": 1, "reduction_factor": 3}},
+                  "pruner": {"type": "hyperband", "reduction_factor": 3}},
     "random": {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}},
 }  # fmt: skip
 # workload -> (default targets, Hyperband's min_resource)
