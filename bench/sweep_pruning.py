@@ -1,13 +1,13 @@
 """(a) Compute to reach a target: TPE + Hyperband pruning vs random search without pruning.
 
-    python bench/sweep_pruning.py [--workload text|price|price-small] [--seeds 0 1 2 3 4]
+    python bench/sweep_pruning.py [--workload text|price|price-small|price-long] [--seeds 0 1 2 3 4]
                                   [--target T [T ...]] [--max-trials 30] [--min-resource R]
-                                  [--max-epochs 9] [--jobs 2] [--sampler tpe|gp]
+                                  [--max-epochs 9] [--jobs 2] [--sampler tpe|gp] [--probe]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
 stop once every target has been reached (or after --max-trials; later trials cannot change an earlier
-trial's epochs, so several targets share one pair of studies). Trials train up to 9 epochs with no
-early stopping. Workloads:
+trial's epochs, so several targets share one pair of studies). Trials train up to 9 epochs (27 for
+price-long) with no early stopping. Workloads:
   text         tiny BERT 2x64 from scratch on 2,000 women's clothing reviews, val/f1 >= target (0.82);
   price        the shipped PC-price sweep's base (tiny encoder 2x64 on the spec sheet, 48 tokens, +
                specs as numbers, 6,259 PCs, one thread a trial) over the ranges a user who does not
@@ -24,7 +24,15 @@ early stopping. Workloads:
                epoch 3 or 4). Targets 195, 191, 185, 183: of a probe's 65 random trials (sampler seeds
                0 and 1), 7, 4, 3 and 1 reached each (best 182.7), i.e. the best 11%, 6%, 5%, 1.5%.
                Measure with --seeds 2 3 4 5 6.
---max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for 9.
+  price-long   price-small's model and search with 27 epochs a trial and batches of 256 (20 steps an
+               epoch; a trial takes about 35 s at one thread) and Hyperband's first rung after epoch 2
+               (min_resource 1), so Hyperband has four brackets instead of two or three. Targets 176,
+               174, 170, 168: of the 60 random trials of `--probe --seeds 0 1 --max-trials 30`, 7, 4,
+               2 and 1 reached each (the best 12%, 7%, 3%, 1.7%; best 165.2, median 214). Measure with
+               --seeds 2 3 4 5 6.
+--probe runs only the random side, --max-trials trials a seed, and prints every trial's best value:
+that is how the targets were set, with seeds that the measurement does not use.
+--max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for the default.
 --sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
@@ -52,17 +60,17 @@ import sweep_common  # noqa: E402
 from experiments.study import default_storage_url, load_study  # noqa: E402
 from experiments.sweep import run_worker  # noqa: E402
 
-MAX_EPOCHS = 9  # Hyperband, reduction factor 3, min_resource 1: rungs after epochs 2 and 4 (steps 1, 3)
 SIDES = {  # the pruned side's sampler type and min_resource are set per run (--sampler, --min-resource)
     "hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
                   "pruner": {"type": "hyperband", "reduction_factor": 3}},
     "random": {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}},
 }  # fmt: skip
-# workload -> (default targets, Hyperband's min_resource)
-DEFAULTS = {"text": ([0.82], 1), "price": ([195.0], 1), "price-small": ([195.0, 191.0, 185.0, 183.0], 3)}
+# workload -> (default targets, Hyperband's min_resource, epochs a trial)
+DEFAULTS = {"text": ([0.82], 1, 9), "price": ([195.0], 1, 9), "price-small": ([195.0, 191.0, 185.0, 183.0], 3, 9),
+            "price-long": ([176.0, 174.0, 170.0, 168.0], 1, 27)}  # fmt: skip
 
 
-def workload(name: str, max_epochs: int = MAX_EPOCHS) -> dict:
+def workload(name: str, max_epochs: int = 9) -> dict:
     """The sweep file's base, metric and parameters."""
     base = copy.deepcopy(sweep_common.BASE)
     if name == "text":
@@ -73,9 +81,11 @@ def workload(name: str, max_epochs: int = MAX_EPOCHS) -> dict:
     # one thread a trial: the same numbers on any machine, and --jobs can run studies side by side
     base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs, "threads": 1}
     base["tracking"] = {"mode": "disabled"}
-    if name == "price-small":
+    if name in ("price-small", "price-long"):
         base["data"]["max_length"] = 24
         base["model"]["tiny"].update(layers=1, hidden=32)
+    if name == "price-long":  # 20 steps an epoch instead of 79: 1.2 s instead of 1.9 s at one thread
+        base["data"]["batch_size"] = 256
     # the ranges a user who does not yet know the model would search
     params = {"optim.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True},
               "optim.weight_decay": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
@@ -119,6 +129,29 @@ def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float
     return results, len(trials)
 
 
+def probe(folder: Path, work: dict, seed: int, max_trials: int) -> list[float]:
+    """Each trial's best value in a random search without pruning (for setting targets beforehand)."""
+    spec = {k: dict(v) for k, v in SIDES["random"].items()}
+    spec["sampler"]["seed"] = seed
+    name = f"probe-{seed}"
+    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
+    runs = folder / f"runs-{name}"
+    run_worker(path, runs, 0, None, n_trials=max_trials, console=Console(quiet=True))
+    maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
+    pick = max if maximize else min
+    trials = load_study(name, default_storage_url(runs)).get_trials()
+    return [pick(t.intermediate_values.values()) for t in trials if t.intermediate_values]
+
+
+def print_probe(values: list[float], maximize: bool) -> None:
+    ranked = sorted(values, reverse=maximize)
+    print(f"probe: {len(ranked)} random trials without pruning, each trial's best value, best first:")
+    print(", ".join(f"{v:.4g}" for v in ranked))
+    for share in (0.2, 0.1, 0.05, 0.03):
+        k = max(1, round(share * len(ranked)))
+        print(f"  the best {share:.0%} ({k} trials) reach {ranked[k - 1]:.4g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", choices=tuple(DEFAULTS), default="text")
@@ -126,14 +159,24 @@ def main() -> None:
     ap.add_argument("--target", type=float, nargs="+", default=None,
                     help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse)")
     ap.add_argument("--max-trials", type=int, default=30)
-    ap.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="epochs a trial (Hyperband's max_resource)")
+    ap.add_argument("--max-epochs", type=int, default=None,
+                    help="epochs a trial, also Hyperband's max_resource (default: 27 for price-long, else 9)")
     ap.add_argument("--min-resource", type=int, default=None, help="Hyperband's first rung (default: per workload)")
     ap.add_argument("--sampler", choices=("tpe", "gp"), default="tpe", help="the pruned side's sampler")
     ap.add_argument("--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)")
+    ap.add_argument("--probe", action="store_true",
+                    help="only random search without pruning, --max-trials a seed: print the trials' best values")
     args = ap.parse_args()
+    default_targets, default_min_resource, default_epochs = DEFAULTS[args.workload]
+    args.max_epochs = args.max_epochs or default_epochs
     work = workload(args.workload, args.max_epochs)
-    targets = args.target or DEFAULTS[args.workload][0]
-    min_resource = args.min_resource or DEFAULTS[args.workload][1]
+    targets = args.target or default_targets
+    min_resource = args.min_resource or default_min_resource
+    if args.probe:
+        with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            values = [pool.submit(probe, Path(tmp), work, seed, args.max_trials) for seed in args.seeds]
+            print_probe([v for job in values for v in job.result()], work.get("metric", {}).get("goal") != "minimize")
+        return
     metric = work.get("metric", {"name": "val/f1"})["name"]
     label = f"{args.sampler.upper()}+Hyperband"
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
