@@ -3,6 +3,7 @@
     python bench/sweep_pruning.py [--workload text|price|price-small|price-long] [--seeds 0 1 2 3 4]
                                   [--target T [T ...]] [--max-trials 30] [--min-resource R]
                                   [--max-epochs 9] [--jobs 2] [--sampler tpe|gp] [--probe]
+                                  [--pruner hyperband|successive_halving] [--pruned-only]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
 stop once every target has been reached (or after --max-trials; later trials cannot change an earlier
@@ -25,15 +26,18 @@ price-long) with no early stopping. Workloads:
                0 and 1), 7, 4, 3 and 1 reached each (best 182.7), i.e. the best 11%, 6%, 5%, 1.5%.
                Measure with --seeds 2 3 4 5 6.
   price-long   price-small's model and search with 27 epochs a trial and batches of 256 (20 steps an
-               epoch; a trial takes about 35 s at one thread) and Hyperband's first rung after epoch 2
+               epoch; a trial takes about 30 s at one thread) and Hyperband's first rung after epoch 2
                (min_resource 1), so Hyperband has four brackets instead of two or three. Targets 176,
                174, 170, 168: of the 60 random trials of `--probe --seeds 0 1 --max-trials 30`, 7, 4,
-               2 and 1 reached each (the best 12%, 7%, 3%, 1.7%; best 165.2, median 214). Measure with
+               2 and 1 reached each (the best 12%, 7%, 3%, 1.7%; best 165.2, median 216). Measure with
                --seeds 2 3 4 5 6.
 --probe runs only the random side, --max-trials trials a seed, and prints every trial's best value:
 that is how the targets were set, with seeds that the measurement does not use.
 --max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for the default.
---sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead.
+--sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead, and
+--pruner successive_halving Optuna's successive halving (one bracket: every trial can be cut at the
+first rung) instead of Hyperband. --pruned-only skips the random side, whose draws and epochs are the
+same whatever the pruned side's options, so a variant can be compared with an earlier full run.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
 side that never reaches a target is charged everything it spent (a lower bound on what it needs).
@@ -109,13 +113,14 @@ def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tupl
 
 
 def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float], max_trials: int,
-             sampler: str = "tpe", min_resource: int = 1) -> tuple[list[tuple[int | None, int, float]], int]:  # fmt: skip
-    """Per target (epochs to it or None, epochs spent, best value), and the number of trials run."""
+             sampler: str = "tpe", min_resource: int = 1, pruner: str = "hyperband",
+             ) -> tuple[list[tuple[int | None, int, float]], int, int]:  # fmt: skip
+    """Per target (epochs to it or None, epochs spent, best value); the trials run and their epochs."""
     spec = {k: dict(v) for k, v in SIDES[side].items()}
     spec["sampler"]["seed"] = seed
-    if side == "hyperband":  # --sampler gp: the same pruned side with Optuna's Gaussian-process sampler
+    if side == "hyperband":  # --sampler gp / --pruner successive_halving: the pruned side's variants
         spec["sampler"]["type"] = sampler
-        spec["pruner"]["min_resource"] = min_resource
+        spec["pruner"].update(type=pruner, min_resource=min_resource)
     name = f"{spec['sampler']['type']}-{side}-{seed}"
     path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
     maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
@@ -126,7 +131,7 @@ def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float
         results = [epochs_to_target(trials, t, maximize) for t in targets]
         if all(r[0] is not None for r in results):
             break
-    return results, len(trials)
+    return results, len(trials), sum(len(t.intermediate_values) for t in trials)
 
 
 def probe(folder: Path, work: dict, seed: int, max_trials: int) -> list[float]:
@@ -163,6 +168,10 @@ def main() -> None:
                     help="epochs a trial, also Hyperband's max_resource (default: 27 for price-long, else 9)")
     ap.add_argument("--min-resource", type=int, default=None, help="Hyperband's first rung (default: per workload)")
     ap.add_argument("--sampler", choices=("tpe", "gp"), default="tpe", help="the pruned side's sampler")
+    ap.add_argument("--pruner", choices=("hyperband", "successive_halving"), default="hyperband",
+                    help="the pruned side's pruner")
+    ap.add_argument("--pruned-only", action="store_true",
+                    help="skip the random side (its draws and epochs do not depend on the pruned side's options)")
     ap.add_argument("--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)")
     ap.add_argument("--probe", action="store_true",
                     help="only random search without pruning, --max-trials a seed: print the trials' best values")
@@ -178,15 +187,23 @@ def main() -> None:
             print_probe([v for job in values for v in job.result()], work.get("metric", {}).get("goal") != "minimize")
         return
     metric = work.get("metric", {"name": "val/f1"})["name"]
-    label = f"{args.sampler.upper()}+Hyperband"
+    label = f"{args.sampler.upper()}+{'Hyperband' if args.pruner == 'hyperband' else 'SHA'}"
+    sides = ["hyperband"] if args.pruned_only else list(SIDES)
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         jobs = {(seed, side): pool.submit(run_side, Path(tmp), work, side, seed, targets, args.max_trials,
-                                          args.sampler, min_resource)
-                for seed in args.seeds for side in SIDES}  # fmt: skip
+                                          args.sampler, min_resource, args.pruner)
+                for seed in args.seeds for side in sides}  # fmt: skip
         done = {key: job.result() for key, job in jobs.items()}
     print(f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
-          f"Hyperband min_resource {min_resource}; trials run: "
-          + ", ".join(f"seed {s} {done[s, 'hyperband'][1]}/{done[s, 'random'][1]}" for s in args.seeds))
+          f"{args.pruner} min_resource {min_resource}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
+          + ", ".join(f"seed {s} " + " / ".join(f"{done[s, d][1]} ({done[s, d][2] / done[s, d][1]:.1f})" for d in sides)
+                      for s in args.seeds))
+    if args.pruned_only:
+        for i, target in enumerate(targets):
+            cells = [f"{r[0] if r[0] is not None else str(r[1]) + '+'} ({r[2]:.4g})"
+                     for r in (done[seed, "hyperband"][0][i] for seed in args.seeds)]
+            print(f"target {target}, {label} epochs (best) for seeds {args.seeds}: {', '.join(cells)}")
+        return
     for i, target in enumerate(targets):
         print(f"\ntarget {target}")
         print(f"{'seed':>4}  {label + ': epochs (best)':>30}  {'random, no pruning: epochs (best)':>36}")
