@@ -64,7 +64,10 @@ import sweep_common  # noqa: E402
 from experiments.study import default_storage_url, load_study  # noqa: E402
 from experiments.sweep import run_worker  # noqa: E402
 
-SIDES = {  # the pruned side's sampler type and min_resource are set per run (--sampler, --min-resource)
+# The pruned side's sampler, pruner and min_resource are set per run (--sampler, --pruner, --min-resource).
+# Its key stays "hyperband" whatever the pruner: it is part of the study name, and Optuna's Hyperband
+# picks each trial's bracket from a hash of the study name, so renaming it would change the figures.
+SIDES = {
     "hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
                   "pruner": {"type": "hyperband", "reduction_factor": 3}},
     "random": {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}},
@@ -112,19 +115,30 @@ def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tupl
     return None, spent, sign * best
 
 
+def _maximize(work: dict) -> bool:
+    return work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
+
+
+def _write(folder: Path, work: dict, side: str, seed: int, max_trials: int, name: str | None = None,
+           **pruned: str | int) -> tuple[str, Path, Path]:  # fmt: skip
+    """(study name, sweep file, runs folder) of one side's study; `pruned` sets the pruned side's options."""
+    spec = {k: dict(v) for k, v in SIDES[side].items()}
+    spec["sampler"]["seed"] = seed
+    if pruned:
+        spec["sampler"]["type"] = pruned.pop("sampler")
+        spec["pruner"].update(pruned)
+    name = name or f"{spec['sampler']['type']}-{side}-{seed}"
+    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
+    return name, path, folder / f"runs-{name}"
+
+
 def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float], max_trials: int,
              sampler: str = "tpe", min_resource: int = 1, pruner: str = "hyperband",
              ) -> tuple[list[tuple[int | None, int, float]], int, int]:  # fmt: skip
     """Per target (epochs to it or None, epochs spent, best value); the trials run and their epochs."""
-    spec = {k: dict(v) for k, v in SIDES[side].items()}
-    spec["sampler"]["seed"] = seed
-    if side == "hyperband":  # --sampler gp / --pruner successive_halving: the pruned side's variants
-        spec["sampler"]["type"] = sampler
-        spec["pruner"].update(type=pruner, min_resource=min_resource)
-    name = f"{spec['sampler']['type']}-{side}-{seed}"
-    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
-    maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
-    runs = folder / f"runs-{name}"
+    pruned = {"sampler": sampler, "type": pruner, "min_resource": min_resource} if side == "hyperband" else {}
+    name, path, runs = _write(folder, work, side, seed, max_trials, **pruned)
+    maximize = _maximize(work)
     for n in range(1, max_trials + 1):  # one more trial per call: the study resumes, as `ecomlab sweep` does
         run_worker(path, runs, 0, None, n_trials=n, console=Console(quiet=True))
         trials = load_study(name, default_storage_url(runs)).get_trials()
@@ -136,14 +150,9 @@ def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float
 
 def probe(folder: Path, work: dict, seed: int, max_trials: int) -> list[float]:
     """Each trial's best value in a random search without pruning (for setting targets beforehand)."""
-    spec = {k: dict(v) for k, v in SIDES["random"].items()}
-    spec["sampler"]["seed"] = seed
-    name = f"probe-{seed}"
-    path = sweep_common.write(folder, name, budget={"n_trials": max_trials}, **spec, **work)
-    runs = folder / f"runs-{name}"
+    name, path, runs = _write(folder, work, "random", seed, max_trials, name=f"probe-{seed}")
     run_worker(path, runs, 0, None, n_trials=max_trials, console=Console(quiet=True))
-    maximize = work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
-    pick = max if maximize else min
+    pick = max if _maximize(work) else min
     trials = load_study(name, default_storage_url(runs)).get_trials()
     return [pick(t.intermediate_values.values()) for t in trials if t.intermediate_values]
 
@@ -162,7 +171,8 @@ def main() -> None:
     ap.add_argument("--workload", choices=tuple(DEFAULTS), default="text")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--target", type=float, nargs="+", default=None,
-                    help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse)")
+                    help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse), "
+                         "176 174 170 168 (price-long)")
     ap.add_argument("--max-trials", type=int, default=30)
     ap.add_argument("--max-epochs", type=int, default=None,
                     help="epochs a trial, also Hyperband's max_resource (default: 27 for price-long, else 9)")
@@ -184,7 +194,7 @@ def main() -> None:
     if args.probe:
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
             values = [pool.submit(probe, Path(tmp), work, seed, args.max_trials) for seed in args.seeds]
-            print_probe([v for job in values for v in job.result()], work.get("metric", {}).get("goal") != "minimize")
+            print_probe([v for job in values for v in job.result()], _maximize(work))
         return
     metric = work.get("metric", {"name": "val/f1"})["name"]
     label = f"{args.sampler.upper()}+{'Hyperband' if args.pruner == 'hyperband' else 'SHA'}"
