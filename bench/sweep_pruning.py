@@ -79,8 +79,8 @@ DEFAULTS = {"text": ([0.82], 1, 9), "price": ([195.0], 1, 9), "price-small": ([1
 
 def workload(name: str, max_epochs: int = 9) -> dict:
     """The sweep file's base, metric and parameters."""
-    base = copy.deepcopy(sweep_common.BASE)
     if name == "text":
+        base = copy.deepcopy(sweep_common.BASE)
         base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs}
         return {"base": base}
     shipped = yaml.safe_load((Path(__file__).parents[1] / "sweeps" / "price_regression-pc_prices.yaml").read_text())
@@ -113,6 +113,11 @@ def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tupl
             if best >= sign * target:
                 return spent, spent, sign * best
     return None, spent, sign * best
+
+
+def charged(result: tuple[int | None, int, float]) -> tuple[int, str]:
+    """(epochs charged, "" or "+"): a side that never reached the target is charged all it spent."""
+    return (result[0], "") if result[0] is not None else (result[1], "+")
 
 
 def _maximize(work: dict) -> bool:
@@ -210,8 +215,7 @@ def main() -> None:
                       for s in args.seeds))
     if args.pruned_only:
         for i, target in enumerate(targets):
-            cells = [f"{r[0] if r[0] is not None else str(r[1]) + '+'} ({r[2]:.4g})"
-                     for r in (done[seed, "hyperband"][0][i] for seed in args.seeds)]
+            cells = ["{}{} ({:.4g})".format(*charged(r), r[2]) for r in (done[s, "hyperband"][0][i] for s in args.seeds)]
             print(f"target {target}, {label} epochs (best) for seeds {args.seeds}: {', '.join(cells)}")
         return
     for i, target in enumerate(targets):
@@ -220,11 +224,11 @@ def main() -> None:
         ours, theirs = [], []
         for seed in args.seeds:
             a, b = done[seed, "hyperband"][0][i], done[seed, "random"][0][i]
-            # a side that never reaches the target is charged everything it spent
-            ours.append(a[0] if a[0] is not None else a[1])
-            theirs.append(b[0] if b[0] is not None else b[1])
-            cell_a = f"{ours[-1]}{'' if a[0] is not None else '+ (not reached)'} ({a[2]:.4g})"
-            cell_b = f"{theirs[-1]}{'' if b[0] is not None else '+ (not reached)'} ({b[2]:.4g})"
+            (ea, ma), (eb, mb) = charged(a), charged(b)
+            ours.append(ea)
+            theirs.append(eb)
+            cell_a = f"{ea}{ma and '+ (not reached)'} ({a[2]:.4g})"
+            cell_b = f"{eb}{mb and '+ (not reached)'} ({b[2]:.4g})"
             print(f"{seed:>4}  {cell_a:>30}  {cell_b:>36}")
         mo, mt = statistics.median(ours), statistics.median(theirs)
         print(f"median epochs to target: {label} {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
