@@ -7,8 +7,6 @@ unknown keys are errors. This module imports only pydantic and yaml so that ``ec
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -16,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from experiments.errors import ConfigError
+from experiments.experiment_id import experiment_id  # noqa: F401  (re-exported: callers take it from here)
 
 # Metrics each task logs as `val/<name>` and `test/<name>`; tests check this against the modules.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -46,8 +45,6 @@ TASK_FINAL_METRICS: dict[str, tuple[str, ...]] = {
     "click_through": ("val/auc_best", "val/threshold", "test/f1_at_threshold", "test/precision_at_threshold",
                       "test/recall_at_threshold", "test/rig"),
 }
-# Groups that do not change what a run computes, so they are left out of the experiment id.
-NON_RESULT_GROUPS = ("tracking",)
 
 
 class Group(BaseModel):
@@ -450,13 +447,6 @@ def resolved(cfg: ExperimentConfig) -> dict[str, Any]:
     """The full config with every default filled in, as plain JSON-able data."""
     data = cfg.model_dump(mode="json")
     return {k: v for k, v in data.items() if not (v is None and k in OPTIONAL_GROUPS)}
-
-
-def experiment_id(cfg: ExperimentConfig) -> str:
-    """Short stable hash of the resolved config (without `tracking`): same config, same id."""
-    data = {k: v for k, v in resolved(cfg).items() if k not in NON_RESULT_GROUPS}
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def field_help(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -59,6 +59,8 @@ def reproduce(exp_id: str, runs_dir: str | Path | None = None, console: Console 
     if experiment_id(cfg) != exp_id:
         console.print(f"[yellow]warning:[/] {rec.path / 'config.yaml'} now hashes to {experiment_id(cfg)}; "
                       "it was edited after the run.")  # fmt: skip
+    else:
+        console.print(f"Recorded config: same config (it still hashes to {exp_id}).")
     threads = rec.manifest.get("environment", {}).get("torch_threads")
     if cfg.trainer.threads is None and threads:
         cfg.trainer.threads = threads  # CPU sums depend on the thread count; use the recorded one
