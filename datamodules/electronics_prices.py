@@ -20,7 +20,7 @@ from datamodules.electronics_products import (
     read_listings,
 )
 from datamodules.price_data import PriceDataModule, pack
-from experiments import assets
+from experiments.core import assets
 
 CATEGORY_FEATURES = tuple(f"category={c}" for c in sorted(CATEGORIES))
 

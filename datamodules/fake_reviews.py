@@ -13,7 +13,7 @@ from pathlib import Path
 
 from datamodules.cleaning import RawExamples
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 
 LABELS = {"CG": "computer_generated", "OR": "original"}
 COLUMNS = ("category", "rating", "label", "text_")

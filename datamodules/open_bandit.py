@@ -27,12 +27,12 @@ import torch
 from rich.console import Console
 from torch.utils.data import Dataset
 
-from datamodules import token_cache
+from experiments.core import fingerprints, token_cache
 from datamodules.cleaning import CleaningReport
 from datamodules.split_loaders import SplitDataLoaders
 from datamodules.splitting import SPLITS, stratified_split
-from experiments import assets
-from experiments.errors import DataError
+from experiments.core import assets
+from experiments.core.errors import DataError
 
 ROOT = "obp/dataset/obd"
 CATEGORICAL = ("item", "position", "user_feature_0", "user_feature_1", "user_feature_2", "user_feature_3",
@@ -149,8 +149,8 @@ class OpenBanditDataModule(SplitDataLoaders):
         if self.splits:
             return
         files = self.source_files()
-        self.data_fingerprint = token_cache.files_fingerprint(files)
-        self.cache_key = token_cache.fingerprint("open_bandit", self.data_fingerprint,
+        self.data_fingerprint = fingerprints.files_fingerprint(files)
+        self.cache_key = fingerprints.fingerprint("open_bandit", self.data_fingerprint,
                                                  self.cfg.model_dump(mode="json", exclude={"batch_size", "eval_batch_size", "num_workers"}))  # fmt: skip
         cached = token_cache.load(self.cache_key)
         self.cache_hit = cached is not None

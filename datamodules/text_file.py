@@ -11,7 +11,7 @@ from typing import Any
 
 from datamodules.cleaning import RawExamples
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 
 csv.field_size_limit(16 * 1024 * 1024)
 

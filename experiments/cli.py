@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 
 app = typer.Typer(
     help="Fine-tune, sweep and reproduce e-commerce language models.",
@@ -224,7 +224,7 @@ def anomaly(
 @app.command()
 def datasets() -> None:
     """List the registered data sets with their tasks, size, language, source asset and licence."""
-    from experiments.assets import ASSETS
+    from experiments.core.assets import ASSETS
     from experiments.registry import DATASET_INFO
 
     table = Table(title="Data sets")
@@ -240,8 +240,8 @@ def datasets() -> None:
 @app.command()
 def fetch(names: Annotated[list[str] | None, typer.Argument(help="Assets (default: all).")] = None) -> None:
     """Download and verify assets into the cache now (e.g. before going offline)."""
-    from experiments.assets import ASSETS
-    from experiments.assets import fetch as do_fetch
+    from experiments.core.assets import ASSETS
+    from experiments.core.assets import fetch as do_fetch
 
     for name in names or list(ASSETS):
         console.print(f"{name}: {do_fetch(name)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import run_record
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 
 SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
 OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt,

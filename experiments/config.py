@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from experiments.errors import ConfigError
+from experiments.core.errors import ConfigError
 from experiments.experiment_id import experiment_id  # noqa: F401  (re-exported: callers take it from here)
 
 # Metrics each task logs as `val/<name>` and `test/<name>`; tests check this against the modules.

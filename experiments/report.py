@@ -19,7 +19,7 @@ from typing import Any
 
 from experiments import run_record
 from experiments.compare import fmt_value, resolve, table_rows
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from experiments import run_record
 from experiments.config import experiment_id, validate
-from experiments.errors import RunRecordError
+from experiments.core.errors import RunRecordError
 from experiments.train import is_timing, train
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from experiments.errors import RunRecordError
+from experiments.core.errors import RunRecordError
 
 RUNS_ENV = "ECOMLAB_RUNS"
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
@@ -63,14 +63,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _git(*args: str) -> str | None:

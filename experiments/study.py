@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 from experiments.sweep_config import Sweep
 
 DB_NAME = "optuna.db"

@@ -29,7 +29,7 @@ from rich.console import Console
 from experiments import run_record
 from experiments.compare import fmt_value
 from experiments.config import TASK_METRICS, ExperimentConfig, experiment_id, validate
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 from experiments.sweep_config import Sweep, load_sweep
 
 FINISHED = ("COMPLETE", "PRUNED")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from experiments.config import TASK_FINAL_METRICS, TASK_METRICS, _format_error, load_yaml, set_values
-from experiments.errors import ConfigError
+from experiments.core.errors import ConfigError
 
 # Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
 MODEL_METRICS = ("model/trainable_params", "model/total_params", "model/size_mb", "model/sparsity",

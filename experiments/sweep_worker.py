@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # heartbeats and fail_stale_trials are marked experimental; the worker relies on them on purpose
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    from experiments.errors import EcomlabError
+    from experiments.core.errors import EcomlabError
     from experiments.sweep import run_worker
 
     try:

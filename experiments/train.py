@@ -34,7 +34,7 @@ def _seed_and_determinism(cfg: ExperimentConfig) -> None:
 
 
 def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
-    from experiments.assets import ASSETS
+    from experiments.core.assets import ASSETS
     from experiments.registry import DATAMODULES
 
     names = [getattr(DATAMODULES[cfg.data.dataset], "asset", None)]
@@ -126,6 +126,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
     from safetensors.torch import save_model
+
+    from experiments.core.assets import sha256_file
 
     from experiments import backbones, tracking
     from experiments.pruning import ScheduledPruning
@@ -243,7 +245,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         if t.save_weights:
             save_model(module.model, str(out / "model.safetensors"))
             metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)
-            manifest["weights_sha256"] = run_record.sha256_of(out / "model.safetensors")
+            manifest["weights_sha256"] = sha256_file(out / "model.safetensors")
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the safetensors file replaces it
         metrics.update({"time/data_prep_s": round(prep_s, 3), "time/fit_s": round(fit_s, 3),
                         "time/total_s": round(time.time() - started, 3)})  # fmt: skip

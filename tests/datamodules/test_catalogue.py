@@ -18,7 +18,7 @@ from datamodules.electronics_products import (
 from datamodules.fake_reviews import FakeReviewsDataModule
 from experiments.backbones import tokenizer_loader
 from experiments.config import validate
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 from tests.conftest import FIXTURES
 
 
@@ -105,7 +105,7 @@ def test_electronics_prices_parse_messy_strings_and_report_the_rest(monkeypatch:
 
 def test_pc_prices_read_the_pinned_pickle_and_refuse_any_other(monkeypatch: pytest.MonkeyPatch) -> None:
     from datamodules import pc_prices
-    from experiments.assets import sha256_file
+    from experiments.core.assets import sha256_file
 
     path = FIXTURES / "computers" / "Computers.pkl.compress"
     dm = _dm(pc_prices.PcPricesDataModule, {"dataset": "pc_prices"}, monkeypatch, [path])

@@ -9,7 +9,7 @@ import pytest
 from datamodules.text_file import TextFileDataModule
 from experiments.backbones import tokenizer_loader
 from experiments.config import validate
-from experiments.errors import DataError
+from experiments.core.errors import DataError
 from tests.conftest import FIXTURES, tiny_config
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from experiments.anomaly import auroc, embed, load_encoder, read_texts, score
 from experiments.cli import app
 from experiments.config import experiment_id, validate
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 from experiments.train import train
 from tests.conftest import FIXTURES, tiny_config
 

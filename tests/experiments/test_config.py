@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from experiments.config import apply_overrides, experiment_id, load_config, validate
-from experiments.errors import ConfigError
+from experiments.core.errors import ConfigError
 from tests.conftest import tiny_config
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import app
 from experiments.compare import collect
-from experiments.errors import EcomlabError
+from experiments.core.errors import EcomlabError
 from experiments.report import build, curves
 from tests.conftest import tiny_config
 from tests.experiments.test_sweep import study_of, sweep_cli, write_sweep

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import app
 from experiments.config import experiment_id, load_config
-from experiments.errors import ConfigError, EcomlabError
+from experiments.core.errors import ConfigError, EcomlabError
 from experiments.study import default_storage_url, load_study
 from experiments.sweep import create_study
 from experiments.sweep_config import load_sweep

@@ -45,7 +45,7 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(dm, "source_files", lambda: files)
     if dataset == "pc_prices":  # the fixture is not the pinned pickle
         from datamodules import pc_prices
-        from experiments.assets import sha256_file
+        from experiments.core.assets import sha256_file
 
         monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(files[0]))
     dm.setup("fit")

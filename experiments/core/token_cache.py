@@ -8,7 +8,6 @@ that is renamed into place, so concurrent trials never see half a cache entry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,30 +19,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from experiments.assets import cache_root, sha256_file
+from experiments.core.assets import cache_root
 
 CACHE_VERSION = 1
-
-
-def fingerprint(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def files_fingerprint(paths: list[Path]) -> str:
-    """sha256 over the bytes of the source files (names excluded, order kept)."""
-    return fingerprint([sha256_file(p) for p in paths])
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Hash of the tokenizer's full definition (vocab, normaliser, specials), not of its path."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        body = backend.to_str()
-    else:
-        body = json.dumps(sorted(tokenizer.get_vocab().items()))
-    return fingerprint(type(tokenizer).__name__, body, tokenizer.all_special_tokens,
-                       getattr(tokenizer, "padding_side", "right"))  # fmt: skip
 
 
 def cache_dir() -> Path:

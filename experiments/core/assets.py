@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from experiments.errors import AssetError
+from experiments.core.errors import AssetError
 
 CACHE_ENV = "ECOMLAB_CACHE"
 
