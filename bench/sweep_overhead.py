@@ -45,7 +45,9 @@ def timed(fn, sink: list[float]):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=6)
-    ap.add_argument("--sweep", type=Path, default=None, help="a sweep file to run instead of the small bench sweep")
+    ap.add_argument(
+        "--sweep", type=Path, default=None, help="a sweep file to run instead of the small bench sweep"
+    )
     args = ap.parse_args()
     inside: list[float] = []
     setup: list[float] = []
@@ -59,7 +61,9 @@ def main() -> None:
         warm = sweep_common.write(Path(tmp), "warm", budget={"n_trials": 1}, pruner={"type": "none"})
         run_worker(warm, Path(tmp) / "warm-runs", 0, None, console=Console(quiet=True))
         if args.sweep:  # warm its data and token caches too, in a runs folder of its own
-            run_worker(args.sweep, Path(tmp) / "warm-runs-2", 0, None, n_trials=1, console=Console(quiet=True))
+            run_worker(
+                args.sweep, Path(tmp) / "warm-runs-2", 0, None, n_trials=1, console=Console(quiet=True)
+            )
         inside.clear()
         setup.clear()
         reports.clear()
@@ -78,11 +82,17 @@ def main() -> None:
     print(f"worker wall time:          {wall:8.2f} s")
     print(f"training (inside train()): {trial_work:8.2f} s  ({trial_work / n:.1f} s a trial)")
     print(f"study setup (once):        {once:8.2f} s")
-    print(f"per-epoch reports:         {per_epoch:8.2f} s  ({len(reports)} reports, "
-          f"{per_epoch / max(1, len(reports)) * 1000:.1f} ms each: storage write + pruner decision)")
-    print(f"per-trial machinery:       {per_trial:8.2f} s  = {per_trial / wall:.2%} of the wall time "
-          f"({per_trial / n * 1000:.0f} ms a trial, epoch reports included)")
-    print(f"all machinery:             {machinery:8.2f} s  = {machinery / wall:.2%} of the wall time  (target <= 1%)")
+    print(
+        f"per-epoch reports:         {per_epoch:8.2f} s  ({len(reports)} reports, "
+        f"{per_epoch / max(1, len(reports)) * 1000:.1f} ms each: storage write + pruner decision)"
+    )
+    print(
+        f"per-trial machinery:       {per_trial:8.2f} s  = {per_trial / wall:.2%} of the wall time "
+        f"({per_trial / n * 1000:.0f} ms a trial, epoch reports included)"
+    )
+    print(
+        f"all machinery:             {machinery:8.2f} s  = {machinery / wall:.2%} of the wall time  (target <= 1%)"
+    )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,9 @@ def workload(name: str, max_epochs: int = 9) -> dict:
         base = copy.deepcopy(sweep_common.BASE)
         base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs}
         return {"base": base}
-    shipped = yaml.safe_load((Path(__file__).parents[1] / "sweeps" / "price_regression-pc_prices.yaml").read_text())
+    shipped = yaml.safe_load(
+        (Path(__file__).parents[1] / "sweeps" / "price_regression-pc_prices.yaml").read_text()
+    )
     base = shipped["base"]
     # one thread a trial: the same numbers on any machine, and --jobs can run studies side by side
     base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs, "threads": 1}
@@ -175,21 +177,44 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", choices=tuple(DEFAULTS), default="text")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--target", type=float, nargs="+", default=None,
-                    help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse), "
-                         "176 174 170 168 (price-long)")
+    ap.add_argument(
+        "--target",
+        type=float,
+        nargs="+",
+        default=None,
+        help="default: 0.82 (text, val/f1), 195 (price), 195 191 185 183 (price-small, val/rmse), "
+        "176 174 170 168 (price-long)",
+    )
     ap.add_argument("--max-trials", type=int, default=30)
-    ap.add_argument("--max-epochs", type=int, default=None,
-                    help="epochs a trial, also Hyperband's max_resource (default: 27 for price-long, else 9)")
-    ap.add_argument("--min-resource", type=int, default=None, help="Hyperband's first rung (default: per workload)")
+    ap.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="epochs a trial, also Hyperband's max_resource (default: 27 for price-long, else 9)",
+    )
+    ap.add_argument(
+        "--min-resource", type=int, default=None, help="Hyperband's first rung (default: per workload)"
+    )
     ap.add_argument("--sampler", choices=("tpe", "gp"), default="tpe", help="the pruned side's sampler")
-    ap.add_argument("--pruner", choices=("hyperband", "successive_halving"), default="hyperband",
-                    help="the pruned side's pruner")
-    ap.add_argument("--pruned-only", action="store_true",
-                    help="skip the random side (its draws and epochs do not depend on the pruned side's options)")
-    ap.add_argument("--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)")
-    ap.add_argument("--probe", action="store_true",
-                    help="only random search without pruning, --max-trials a seed: print the trials' best values")
+    ap.add_argument(
+        "--pruner",
+        choices=("hyperband", "successive_halving"),
+        default="hyperband",
+        help="the pruned side's pruner",
+    )
+    ap.add_argument(
+        "--pruned-only",
+        action="store_true",
+        help="skip the random side (its draws and epochs do not depend on the pruned side's options)",
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)"
+    )
+    ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="only random search without pruning, --max-trials a seed: print the trials' best values",
+    )
     args = ap.parse_args()
     default_targets, default_min_resource, default_epochs = DEFAULTS[args.workload]
     args.max_epochs = args.max_epochs or default_epochs
@@ -197,25 +222,38 @@ def main() -> None:
     targets = args.target or default_targets
     min_resource = args.min_resource or default_min_resource
     if args.probe:
-        with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool,
+        ):
             values = [pool.submit(probe, Path(tmp), work, seed, args.max_trials) for seed in args.seeds]
             print_probe([v for job in values for v in job.result()], _maximize(work))
         return
     metric = work.get("metric", {"name": "val/f1"})["name"]
     label = f"{args.sampler.upper()}+{'Hyperband' if args.pruner == 'hyperband' else 'SHA'}"
     sides = ["hyperband"] if args.pruned_only else list(SIDES)
-    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool,
+    ):
         jobs = {(seed, side): pool.submit(run_side, Path(tmp), work, side, seed, targets, args.max_trials,
                                           args.sampler, min_resource, args.pruner)
                 for seed in args.seeds for side in sides}  # fmt: skip
         done = {key: job.result() for key, job in jobs.items()}
-    print(f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
-          f"{args.pruner} min_resource {min_resource}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
-          + ", ".join(f"seed {s} " + " / ".join(f"{done[s, d][1]} ({done[s, d][2] / done[s, d][1]:.1f})" for d in sides)
-                      for s in args.seeds))
+    print(
+        f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
+        f"{args.pruner} min_resource {min_resource}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
+        + ", ".join(
+            f"seed {s} " + " / ".join(f"{done[s, d][1]} ({done[s, d][2] / done[s, d][1]:.1f})" for d in sides)
+            for s in args.seeds
+        )
+    )
     if args.pruned_only:
         for i, target in enumerate(targets):
-            cells = ["{}{} ({:.4g})".format(*charged(r), r[2]) for r in (done[s, "hyperband"][0][i] for s in args.seeds)]
+            cells = [
+                "{}{} ({:.4g})".format(*charged(r), r[2])
+                for r in (done[s, "hyperband"][0][i] for s in args.seeds)
+            ]
             print(f"target {target}, {label} epochs (best) for seeds {args.seeds}: {', '.join(cells)}")
         return
     for i, target in enumerate(targets):
@@ -232,8 +270,10 @@ def main() -> None:
             print(f"{seed:>4}  {cell_a:>30}  {cell_b:>36}")
         mo, mt = statistics.median(ours), statistics.median(theirs)
         print(f"median epochs to target: {label} {mo}, random without pruning {mt}; ratio {mt / mo:.2f}x")
-        print(f"total epochs to target:  {label} {sum(ours)}, random without pruning {sum(theirs)}; "
-              f"ratio {sum(theirs) / sum(ours):.2f}x  (target >= 3x fewer)")
+        print(
+            f"total epochs to target:  {label} {sum(ours)}, random without pruning {sum(theirs)}; "
+            f"ratio {sum(theirs) / sum(ours):.2f}x  (target >= 3x fewer)"
+        )
 
 
 if __name__ == "__main__":

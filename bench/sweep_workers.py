@@ -90,14 +90,21 @@ def main() -> None:
         one_wall, one, one_steady = rate(spec, 1, trials, Path(tmp) / "one")
         two_wall, two, two_steady = rate(spec, 2, trials, Path(tmp) / "two")
     s = t1 / t2
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; workload {args.workload}, {trials} trials, "
-          "random sampler, no pruning")
-    print(f"one trial in-process: 1 thread {t1:.1f} s, {os.cpu_count()} threads {t2:.1f} s: s = {s:.2f}, "
-          f"so two workers can be at most {2 / s:.2f}x one")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; workload {args.workload}, {trials} trials, "
+        "random sampler, no pruning"
+    )
+    print(
+        f"one trial in-process: 1 thread {t1:.1f} s, {os.cpu_count()} threads {t2:.1f} s: s = {s:.2f}, "
+        f"so two workers can be at most {2 / s:.2f}x one"
+    )
     print(f"--workers 1: {one_wall:7.1f} s  {one:7.1f} trials/hour  (without start-up: {one_steady:7.1f})")
     print(f"--workers 2: {two_wall:7.1f} s  {two:7.1f} trials/hour  (without start-up: {two_steady:7.1f})")
-    print(f"ratio: {two / one:.2f}x over the wall time, {two_steady / one_steady:.2f}x without the workers' "
-          "start-up  (target >= 1.7x)")
+    print(
+        f"ratio: {two / one:.2f}x over the wall time, {two_steady / one_steady:.2f}x without the workers' "
+        "start-up  (target >= 1.7x)"
+    )
+
 
 if __name__ == "__main__":
     main()

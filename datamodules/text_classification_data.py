@@ -1,7 +1,7 @@
-"""The one thin base of `datamodules/`: read -> clean -> subsample -> split -> tokenise (cached).
+"""The LightningDataModule of text data sets: read -> clean -> subsample -> split -> tokenise (cached).
 
-A dataset's DataModule only says where its files are, how to read rows and which labels exist; this
-base does the rest identically for all of them, so every dataset gets the same cleaning report,
+A data set (`datamodules/<dataset>.py`) only says where its files are, how to read rows and which
+labels exist; this module does the rest identically for all of them, so every dataset gets the same cleaning report,
 leak-free splits and token cache.
 """
 
@@ -11,16 +11,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from rich.console import Console
 from torch.utils.data import Dataset
 
-from experiments.core import fingerprints, token_cache
 from datamodules.cleaning import CleaningReport, RawExamples, clean
 from datamodules.split_loaders import SplitDataLoaders
 from datamodules.splitting import SPLIT_ALIASES, SPLITS, stratified_split, stratified_subsample
+from experiments.core import fingerprints, token_cache
 from experiments.core.errors import DataError
 
 # (prepared-data key, lazy train texts) -> tokenizer. The `tiny` backbone trains its tokenizer on the
@@ -69,12 +69,8 @@ class TokenizedSplit(Dataset):
 
 
 class TextClassificationDataModule(SplitDataLoaders):
-    """Base for text-classification data sets. Subclasses implement `source_files`, `read` and
-    `allowed_labels`; `setup` produces `train/val/test` TokenizedSplits and `label_names`."""
-
-    name: ClassVar[str]
-    language: ClassVar[str]
-    duplicates_by_label: ClassVar[bool] = False
+    """The DataModule of every text data set: `setup` produces `train/val/test` TokenizedSplits and
+    `label_names` from the data set's config (`cfg.source_files`, `cfg.read`, `cfg.allowed_labels`)."""
 
     def __init__(self, cfg: Any, tokenizer_loader: TokenizerLoader, console: Console | None = None):
         super().__init__()
@@ -92,21 +88,20 @@ class TextClassificationDataModule(SplitDataLoaders):
         self._prepared: PreparedSplits | None = None
         self.meta: dict[str, Any] = {}
 
-    # --- what a dataset provides -------------------------------------------------------------
-    def source_files(self) -> list[Path]:
-        """The files the rows come from (fetched if they are an asset)."""
-        raise NotImplementedError
-
-    def read(self) -> RawExamples:
-        raise NotImplementedError
-
-    def allowed_labels(self) -> list[str] | None:
-        """The label set in order, or None to take the labels found in the data."""
-        return None
+    # --- the data set's own parts ----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.cfg.name
 
     @property
     def source_name(self) -> str:
-        return self.name
+        return self.cfg.source_name
+
+    def source_files(self) -> list[Path]:
+        return self.cfg.source_files()
+
+    def read(self) -> RawExamples:
+        return self.cfg.read(self.source_files())
 
     # --- what the task's target looks like (classification here; regression overrides) --------
     def strata(self, labels: list[str]) -> list[str]:
@@ -142,9 +137,9 @@ class TextClassificationDataModule(SplitDataLoaders):
             return self._prepared
         cfg = self.cfg
         raw = self.read()
-        allowed = self.allowed_labels()
+        allowed = raw.allowed if raw.allowed is not None else self.cfg.allowed_labels()
         data, report = clean(raw, allowed, self.source_name, drop_duplicates=cfg.drop_duplicates,
-                             drop_conflicts=cfg.drop_conflicts, duplicates_by_label=self.duplicates_by_label)  # fmt: skip
+                             drop_conflicts=cfg.drop_conflicts, duplicates_by_label=self.cfg.duplicates_by_label)  # fmt: skip
         if not data.texts:
             raise DataError(
                 f"{self.source_name}: no examples left after cleaning ({report.summary()}). "

@@ -44,7 +44,9 @@ class AnomalyScores:
     def kind(self, threshold: float) -> list[str]:
         out = []
         for far, close in zip(self.z_far, self.z_close):
-            out.append("" if max(far, close) < threshold else ("near_duplicate" if close >= far else "off_topic"))
+            out.append(
+                "" if max(far, close) < threshold else ("near_duplicate" if close >= far else "off_topic")
+            )
         return out
 
 
@@ -53,7 +55,8 @@ def load_encoder(source: str, runs_root: Path, max_length: int = 128) -> Encoder
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from experiments import backbones, run_record
+    from experiments import run_record
+    from lightning_modules import backbones
 
     if run_record.ID_PATTERN.match(source):
         return _record_encoder(source, runs_root)
@@ -62,7 +65,9 @@ def load_encoder(source: str, runs_root: Path, max_length: int = 128) -> Encoder
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise EcomlabError(f"--model {source!r}: cannot load it with from_pretrained: {str(exc).splitlines()[0]}") from None
+        raise EcomlabError(
+            f"--model {source!r}: cannot load it with from_pretrained: {str(exc).splitlines()[0]}"
+        ) from None
     model.eval()
     torch.set_grad_enabled(False)
     return Encoder(tokenizer, model, max_length, source)
@@ -72,20 +77,22 @@ def _record_encoder(exp_id: str, runs_root: Path) -> Encoder:
     """Rebuild a completed text run's model from its record (config + model.safetensors)."""
     from safetensors.torch import load_model
 
-    from experiments import backbones, run_record
+    from experiments import run_record
     from experiments.config import validate
-    from experiments.registry import DATAMODULES, TASKS
+    from experiments.registry import TASKS, build_datamodule, build_module
 
     rec = run_record.read(runs_root, exp_id)
     weights = rec.path / "model.safetensors"
     if not weights.is_file():
-        raise EcomlabError(f"run {exp_id} has no model.safetensors (not completed, or trainer.save_weights was off).")
+        raise EcomlabError(
+            f"run {exp_id} has no model.safetensors (not completed, or trainer.save_weights was off)."
+        )
     cfg = validate(rec.config, source=str(rec.path / "config.yaml"))
-    if cfg.task == "click_through":
-        raise EcomlabError(f"run {exp_id} is a click-through model: it has no text encoder.")
-    dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model))
+    if not TASKS[cfg.task].text_encoder:
+        raise EcomlabError(f"run {exp_id} is a {cfg.task} model: it has no text encoder.")
+    dm = build_datamodule(cfg)
     dm.setup("fit")  # the tokenizer (the `tiny` one is built from the train split) and the label set
-    module = TASKS[cfg.task].from_config(cfg, dm)
+    module = build_module(cfg, dm)
     load_model(module.model, str(weights))
     model = getattr(module.model, "encoder", module.model)  # price models wrap the encoder
     model.eval()
@@ -165,5 +172,7 @@ def read_texts(path: Path, column: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a broken file
         raise EcomlabError(f"anomaly: cannot read {path}: {str(exc).splitlines()[0]}") from None
     if column not in df.columns:
-        raise EcomlabError(f"anomaly: {path} has no column {column!r}; columns: {', '.join(map(str, df.columns))}")
+        raise EcomlabError(
+            f"anomaly: {path} has no column {column!r}; columns: {', '.join(map(str, df.columns))}"
+        )
     return [t for t in df[column].tolist() if isinstance(t, str) and t.strip()]

@@ -96,6 +96,7 @@ def reproduce(
 def runs(runs_dir: RunsDir = None) -> None:
     """List run records: id, dataset, task, key parameters, metrics, date."""
     from experiments import run_record
+    from experiments.registry import TASKS
 
     root = run_record.runs_root(runs_dir)
     records = run_record.list_records(root)
@@ -117,10 +118,11 @@ def runs(runs_dir: RunsDir = None) -> None:
             return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
 
         task = c.get("task", "text_classification")
+        spec = TASKS.get(task)
         test_metric = "test/" + monitor.split("/", 1)[-1]
         table.add_row(
             rec.exp_id, data.get("dataset", "?"), task, str(data.get("target", data.get("label_column", "-"))),
-            "-" if task == "click_through" else str(c.get("model", {}).get("backbone")),
+            str(c.get("model", {}).get("backbone")) if spec is None or spec.text_encoder else "-",
             fmt(c.get("optim", {}).get("lr")), fmt(c.get("peft", {}).get("r")), fmt(c.get("prune", {}).get("ratio")),
             f"{monitor} {fmt(m.get(monitor))}", f"{test_metric} {fmt(m.get(test_metric))}",
             rec.manifest.get("status", "?"), str(rec.manifest.get("started", "?"))[:16],
@@ -213,7 +215,9 @@ def anomaly(
     if out:
         with open(out, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["index", "score", "kind", "z_far", "z_close", "nearest", "nearest_similarity", "text"])
+            w.writerow(
+                ["index", "score", "kind", "z_far", "z_close", "nearest", "nearest_similarity", "text"]
+            )
             for i in range(len(texts)):
                 w.writerow([i, round(float(s.score[i]), 4), kinds[i], round(float(s.z_far[i]), 4),
                             round(float(s.z_close[i]), 4), int(s.nearest[i]), round(float(s.nearest_similarity[i]), 5),
@@ -224,16 +228,19 @@ def anomaly(
 @app.command()
 def datasets() -> None:
     """List the registered data sets with their tasks, size, language, source asset and licence."""
+    from datamodules.dataset import info_row
     from experiments.core.assets import ASSETS
-    from experiments.registry import DATASET_INFO
+    from experiments.registry import DATASETS
 
     table = Table(title="Data sets")
     for col in ("name", "tasks / targets", "size", "language", "source asset", "licence"):
         table.add_column(col)
-    for name, info in DATASET_INFO.items():
-        asset = ASSETS.get(info["asset"] or "")
-        src = f"{asset.distribution}=={asset.version}" if asset else "-"
-        table.add_row(name, info["tasks"], info["size"], info["language"], src, asset.license if asset else "-")
+    for name, cls in DATASETS.items():
+        info = info_row(cls)
+        found = [ASSETS[a] for a in info["assets"] if a in ASSETS]
+        src = ", ".join(f"{a.distribution}=={a.version}" for a in found) or "-"
+        table.add_row(name, info["tasks"], info["size"], info["language"], src,
+                      ", ".join(a.license for a in found) or "-")  # fmt: skip
     _wide(150).print(table)
 
 
@@ -302,7 +309,9 @@ def sweep(
 
 study_app = typer.Typer(help="Inspect Optuna studies: list, show, best.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
-StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: runs/optuna.db).")]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Optuna storage URL (default: runs/optuna.db).")
+]
 
 
 def _storage(storage: str | None, runs_dir: Path | None) -> str:
@@ -319,7 +328,9 @@ def study_list(storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
 
     from experiments.study import storage as open_storage
 
-    summaries = optuna.get_all_study_summaries(open_storage(_storage(storage, runs_dir)), include_best_trial=True)
+    summaries = optuna.get_all_study_summaries(
+        open_storage(_storage(storage, runs_dir)), include_best_trial=True
+    )
     if not summaries:
         console.print("No studies yet. Start one with `ecomlab sweep sweeps/quickstart.yaml`.")
         return
@@ -327,8 +338,14 @@ def study_list(storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
     for col in ("study", "trials", "best value", "started"):
         table.add_column(col)
     for s in summaries:
-        best = f"{s.best_trial.value:.4f}" if s.best_trial is not None and s.best_trial.value is not None else "-"
-        table.add_row(s.study_name, str(s.n_trials), best, str(s.datetime_start)[:19] if s.datetime_start else "-")
+        best = (
+            f"{s.best_trial.value:.4f}"
+            if s.best_trial is not None and s.best_trial.value is not None
+            else "-"
+        )
+        table.add_row(
+            s.study_name, str(s.n_trials), best, str(s.datetime_start)[:19] if s.datetime_start else "-"
+        )
     console.print(table)
 
 
@@ -344,7 +361,9 @@ def study_show(name: str, storage: StorageOpt = None, runs_dir: RunsDir = None) 
 @study_app.command("best")
 def study_best(
     name: str,
-    export: Annotated[Path | None, typer.Option("--export", help="Write the best trial's full config here.")] = None,
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Write the best trial's full config here.")
+    ] = None,
     storage: StorageOpt = None,
     runs_dir: RunsDir = None,
 ) -> None:

@@ -67,7 +67,9 @@ def _study_records(name: str, runs_root: Path, storage_url: str | None,
     url = storage_url or default_storage_url(runs_root)
     studies: list[str] = []
     if storage_url or (runs_root / "optuna.db").is_file():
-        studies = [s.study_name for s in optuna.get_all_study_summaries(storage(url), include_best_trial=False)]
+        studies = [
+            s.study_name for s in optuna.get_all_study_summaries(storage(url), include_best_trial=False)
+        ]
     if name not in studies:
         close = difflib.get_close_matches(name, known_ids + studies, n=5, cutoff=0.5)
         hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -88,7 +90,9 @@ def differing(records: list[run_record.RunRecord]) -> list[str]:
 def parse_filter(expr: str) -> tuple[str, Any, float | str]:
     m = FILTER.match(expr)
     if not m:
-        raise EcomlabError(f"--filter {expr!r}: expected METRIC OP VALUE, e.g. 'val/f1>0.8' (ops: {' '.join(OPS)})")
+        raise EcomlabError(
+            f"--filter {expr!r}: expected METRIC OP VALUE, e.g. 'val/f1>0.8' (ops: {' '.join(OPS)})"
+        )
     name, op, raw = m.groups()
     try:
         value: float | str = float(raw)

@@ -8,7 +8,9 @@ from typing import Any
 MAX_REQUEST_BYTES = 1 << 20  # the dashboard's own requests (notes, filters) are a few KiB
 
 
-def limit_request_size(app: Callable[..., Iterable[bytes]], limit: int = MAX_REQUEST_BYTES) -> Callable[..., Iterable[bytes]]:
+def limit_request_size(
+    app: Callable[..., Iterable[bytes]], limit: int = MAX_REQUEST_BYTES
+) -> Callable[..., Iterable[bytes]]:
     """WSGI middleware: refuse bodies over `limit` bytes with 413 before the app reads them."""
 
     def limited(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -1,92 +1,54 @@
-"""Explicit registries: config names -> classes. A test checks they match the files on disk."""
+"""Explicit registries: names -> the declarations that say everything else. A test checks that they
+match the files on disk; the config union, the task tables and `ecomlab datasets` are built from them.
+
+Both dicts hold torch-free declarations (a data set's config class, a task's `TaskSpec`), so the
+config reads them without importing torch; `build_datamodule` and `build_module` import the heavy
+classes only when a run builds them.
+"""
 
 from __future__ import annotations
 
-from datamodules.banking77 import Banking77DataModule
-from datamodules.dangdang_reviews import DangdangReviewsDataModule
-from datamodules.electronics_prices import ElectronicsPricesDataModule
-from datamodules.electronics_products import ElectronicsProductsDataModule
-from datamodules.fake_reviews import FakeReviewsDataModule
-from datamodules.open_bandit import OpenBanditDataModule
-from datamodules.pc_prices import PcPricesDataModule
-from datamodules.text_file import TextFileDataModule
-from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
-from lightning_modules.click_through import ClickThroughModule
-from lightning_modules.price_regression import PriceRegressionModule
-from lightning_modules.text_classification import TextClassificationModule
+from typing import Any
 
-DATAMODULES = {
-    "dangdang_reviews": DangdangReviewsDataModule,
-    "womens_clothing_reviews": WomensClothingReviewsDataModule,
-    "text_file": TextFileDataModule,
-    "electronics_products": ElectronicsProductsDataModule,
-    "banking77": Banking77DataModule,
-    "fake_reviews": FakeReviewsDataModule,
-    "electronics_prices": ElectronicsPricesDataModule,
-    "pc_prices": PcPricesDataModule,
-    "open_bandit": OpenBanditDataModule,
+from datamodules.banking77 import Banking77Data
+from datamodules.dangdang_reviews import DangdangReviewsData
+from datamodules.dataset import DatasetConfig
+from datamodules.electronics_prices import ElectronicsPricesData
+from datamodules.electronics_products import ElectronicsProductsData
+from datamodules.fake_reviews import FakeReviewsData
+from datamodules.open_bandit import OpenBanditData
+from datamodules.pc_prices import PcPricesData
+from datamodules.text_file import TextFileData
+from datamodules.womens_clothing_reviews import WomensClothingReviewsData
+from lightning_modules import click_through, price_regression, text_classification
+from lightning_modules.task import TaskSpec
+
+DATASETS: dict[str, type[DatasetConfig]] = {
+    "dangdang_reviews": DangdangReviewsData,
+    "womens_clothing_reviews": WomensClothingReviewsData,
+    "text_file": TextFileData,
+    "electronics_products": ElectronicsProductsData,
+    "banking77": Banking77Data,
+    "fake_reviews": FakeReviewsData,
+    "electronics_prices": ElectronicsPricesData,
+    "pc_prices": PcPricesData,
+    "open_bandit": OpenBanditData,
 }
 
-TASKS = {
-    "text_classification": TextClassificationModule,
-    "price_regression": PriceRegressionModule,
-    "click_through": ClickThroughModule,
+TASKS: dict[str, TaskSpec] = {
+    "text_classification": text_classification.SPEC,
+    "price_regression": price_regression.SPEC,
+    "click_through": click_through.SPEC,
 }
 
-# What `ecomlab datasets` shows: task/targets, size as shipped, language, source asset.
-DATASET_INFO = {
-    "dangdang_reviews": {
-        "tasks": "text_classification (sentiment: negative/positive)",
-        "size": "35,124 lines (~17k distinct texts)",
-        "language": "zh",
-        "asset": "dangdang_reviews",
-    },
-    "womens_clothing_reviews": {
-        "tasks": "text_classification (target: recommended | rating | department | class)",
-        "size": "23,486 reviews",
-        "language": "en",
-        "asset": "womens_clothing_reviews",
-    },
-    "electronics_products": {
-        "tasks": "text_classification (product categorisation: 18 sub categories)",
-        "size": "643 listings",
-        "language": "en",
-        "asset": "electronics_products",
-    },
-    "banking77": {
-        "tasks": "text_classification (customer-service intent: 77 intents)",
-        "size": "10,003 train / 3,080 test (your copy or the HF hub)",
-        "language": "en",
-        "asset": None,
-    },
-    "fake_reviews": {
-        "tasks": "text_classification (fake review: computer_generated / original)",
-        "size": "40,432 reviews (your copy)",
-        "language": "en",
-        "asset": None,
-    },
-    "electronics_prices": {
-        "tasks": "price_regression (title + features text, discount, rating, category -> price)",
-        "size": "643 listings",
-        "language": "en",
-        "asset": "electronics_products",
-    },
-    "pc_prices": {
-        "tasks": "price_regression (PC spec sheet -> price, 1993-1995)",
-        "size": "6,259 computers",
-        "language": "en",
-        "asset": "pc_prices",
-    },
-    "open_bandit": {
-        "tasks": "click_through (ZOZOTOWN impressions: item, position, user/item features -> click)",
-        "size": "60,000 impressions (~0.4% clicks), 2 policies x 3 campaigns",
-        "language": "- (tabular)",
-        "asset": "open_bandit",
-    },
-    "text_file": {
-        "tasks": "text_classification (your label column)",
-        "size": "your CSV / JSONL / Parquet file",
-        "language": "any",
-        "asset": None,
-    },
-}
+
+def build_datamodule(cfg: Any, console: Any = None) -> Any:
+    """The LightningDataModule of `cfg.data`, with the tokenizer of `cfg.model` (not set up yet)."""
+    from lightning_modules.backbones import tokenizer_loader
+
+    return type(cfg.data).datamodule_class()(cfg.data, tokenizer_loader(cfg.model), console=console)
+
+
+def build_module(cfg: Any, dm: Any) -> Any:
+    """The task's LightningModule around a model built from `cfg` and the set-up `dm`."""
+    return TASKS[cfg.task].module_class().from_config(cfg, dm)

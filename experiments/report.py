@@ -69,7 +69,9 @@ def _monitor(rec: run_record.RunRecord) -> str:
     return str((rec.config.get("trainer") or {}).get("monitor", "val/loss"))
 
 
-def _curve_series(records: list[run_record.RunRecord], which: str) -> list[tuple[str, list[tuple[int, float]]]]:
+def _curve_series(
+    records: list[run_record.RunRecord], which: str
+) -> list[tuple[str, list[tuple[int, float]]]]:
     series = []
     for rec in records:
         name = _monitor(rec) if which == "val" else "train/loss"
@@ -84,7 +86,9 @@ def _plotly_curves(series: list[tuple[str, list[tuple[int, float]]]], x_title: s
 
     fig = go.Figure()
     for name, points in series:
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name))
+        fig.add_trace(
+            go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name)
+        )
     fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=420)
     return fig
 
@@ -198,8 +202,8 @@ def _page(title: str, sections: list[str], nav: list[tuple[str, str]]) -> str:
     links = "".join(f'<a href="#{html.escape(s)}">{html.escape(t)}</a>' for s, t in nav)
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return (
-        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style>\n<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head><body>"
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<style>{STYLE}</style>\n<script type="text/javascript">{get_plotlyjs()}</script>\n</head><body>'
         f"<h1>{html.escape(title)}</h1><p>Generated {generated} by <code>ecomlab report</code>.</p>"
         f"<nav>{links}</nav>{''.join(sections)}</body></html>\n"
     )
@@ -239,8 +243,14 @@ def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | Non
                 report.pngs.append(_save_png(fig, png_dir))
     nav.append(("runs", "Runs"))
     sections.append(f'<h2 id="runs">Runs ({len(records)})</h2>{runs_table(records)}')
-    summary = {"targets": targets, "studies": [s.study_name for s in studies], "runs": [r.exp_id for r in records]}
-    sections.append(f'<script type="application/json" id="ecomlab-report">{html.escape(json.dumps(summary))}</script>')
+    summary = {
+        "targets": targets,
+        "studies": [s.study_name for s in studies],
+        "runs": [r.exp_id for r in records],
+    }
+    sections.append(
+        f'<script type="application/json" id="ecomlab-report">{html.escape(json.dumps(summary))}</script>'
+    )
     title = "ecomlab report: " + ", ".join(targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_page(title, sections, nav), encoding="utf-8")

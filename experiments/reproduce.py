@@ -49,12 +49,16 @@ def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def reproduce(exp_id: str, runs_dir: str | Path | None = None, console: Console | None = None) -> Reproduction:
+def reproduce(
+    exp_id: str, runs_dir: str | Path | None = None, console: Console | None = None
+) -> Reproduction:
     console = console or Console()
     root = run_record.runs_root(runs_dir)
     rec = run_record.read(root, exp_id)
     if not rec.completed:
-        raise RunRecordError(f"Run {exp_id} has no metrics.json (it did not complete); nothing to compare with.")
+        raise RunRecordError(
+            f"Run {exp_id} has no metrics.json (it did not complete); nothing to compare with."
+        )
     cfg = validate(rec.config, source=str(rec.path / "config.yaml"))
     if experiment_id(cfg) != exp_id:
         console.print(f"[yellow]warning:[/] {rec.path / 'config.yaml'} now hashes to {experiment_id(cfg)}; "
@@ -71,7 +75,9 @@ def reproduce(exp_id: str, runs_dir: str | Path | None = None, console: Console 
     names = sorted(set(rec.metrics or {}) | set(new_metrics))
     pairs = [(k, (rec.metrics or {}).get(k), new_metrics.get(k)) for k in names]
     old_facts, new_facts = _setup_facts(rec.manifest), _setup_facts(new.manifest)
-    changes = [(k, old_facts.get(k), new_facts.get(k)) for k in old_facts if old_facts.get(k) != new_facts.get(k)]
+    changes = [
+        (k, old_facts.get(k), new_facts.get(k)) for k in old_facts if old_facts.get(k) != new_facts.get(k)
+    ]
     result = Reproduction(exp_id=exp_id, path=out, metrics=pairs,
                           weights=(rec.manifest.get("weights_sha256"), new.manifest.get("weights_sha256")),
                           setup_changes=changes)  # fmt: skip
@@ -87,7 +93,9 @@ def show(r: Reproduction, console: Console, gpu: bool = False) -> None:
         mark = "" if is_timing(k) else ("same" if a == b else "[red]differs[/]")
         table.add_row(k, f"{a}", f"{b}", mark)
     w0, w1 = r.weights
-    table.add_row("weights sha256", (w0 or "-")[:16], (w1 or "-")[:16], "same" if w0 == w1 and w0 else "[red]differs[/]")
+    table.add_row(
+        "weights sha256", (w0 or "-")[:16], (w1 or "-")[:16], "same" if w0 == w1 and w0 else "[red]differs[/]"
+    )
     console.print(table)
     if r.setup_changes:
         ch = Table(title="[yellow]Setup changed since the original run[/]")
@@ -99,6 +107,11 @@ def show(r: Reproduction, console: Console, gpu: bool = False) -> None:
     if r.identical:
         console.print(f"[green]Identical:[/] every metric and the weights' sha256 match. Record: {r.path}")
     else:
-        why = (" GPU kernels are not bit-deterministic; small differences are expected there."
-               if gpu else " See the setup changes above." if r.setup_changes else "")
+        why = (
+            " GPU kernels are not bit-deterministic; small differences are expected there."
+            if gpu
+            else " See the setup changes above."
+            if r.setup_changes
+            else ""
+        )
         console.print(f"[red]Not identical.[/]{why} Record: {r.path}")

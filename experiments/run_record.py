@@ -136,7 +136,7 @@ class RunRecord:
 def read(root: Path, exp_id: str) -> RunRecord:
     path = record_path(root, exp_id)
     if not (path / "config.yaml").is_file():
-        known = [p.name for p in list_records(root)]
+        known = [r.exp_id for r in list_records(root)]
         close = [k for k in known if k.startswith(exp_id[:3])][:5]
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise RunRecordError(f"No run record {exp_id} under {root}/ (`ecomlab runs` lists them).{hint}")

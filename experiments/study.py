@@ -40,7 +40,9 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
                           "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
             rdb = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
-        raise EcomlabError(f"storage: cannot open Optuna storage {_redact(url)}: {str(exc).splitlines()[0]}") from None
+        raise EcomlabError(
+            f"storage: cannot open Optuna storage {_redact(url)}: {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url.startswith("sqlite") and ":memory:" not in url:
@@ -122,7 +124,9 @@ def pruner(sw: Sweep, max_epochs: int) -> Any:
         return optuna.pruners.HyperbandPruner(min_resource=pr.min_resource, max_resource=max_resource,
                                               reduction_factor=pr.reduction_factor)  # fmt: skip
     if sw.pruner_type == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pr.n_startup_trials, n_warmup_steps=pr.n_warmup_steps)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=pr.n_startup_trials, n_warmup_steps=pr.n_warmup_steps
+        )
     if sw.pruner_type == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=pr.min_resource,
                                                       reduction_factor=pr.reduction_factor)  # fmt: skip
@@ -135,7 +139,9 @@ def suggest(trial: Any, sw: Sweep) -> dict[str, Any]:
         if p.kind == "float":
             values[p.path] = trial.suggest_float(p.path, p.low, p.high, log=p.log, step=p.step)
         elif p.kind == "int":
-            values[p.path] = trial.suggest_int(p.path, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)  # type: ignore[arg-type]
+            values[p.path] = trial.suggest_int(
+                p.path, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
+            )  # type: ignore[arg-type]
         elif p.kind == "categorical":
             values[p.path] = trial.suggest_categorical(p.path, list(p.choices))
     return values
@@ -150,6 +156,10 @@ def load_study(name: str, url: str) -> Any:
         import difflib
 
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
-        hint = f" Close matches: {', '.join(close)}." if close else f" Studies here: {', '.join(names) or 'none'}."
+        hint = (
+            f" Close matches: {', '.join(close)}."
+            if close
+            else f" Studies here: {', '.join(names) or 'none'}."
+        )
         raise EcomlabError(f"No study named {name!r} in {_redact(url)}.{hint}")
     return optuna.load_study(study_name=name, storage=st)

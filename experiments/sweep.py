@@ -28,8 +28,9 @@ from rich.console import Console
 
 from experiments import run_record
 from experiments.compare import fmt_value
-from experiments.config import TASK_METRICS, ExperimentConfig, experiment_id, validate
+from experiments.config import ExperimentConfig, experiment_id, validate
 from experiments.core.errors import EcomlabError
+from experiments.registry import TASKS
 from experiments.sweep_config import Sweep, load_sweep
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -67,7 +68,7 @@ def trial_experiment(sw: Sweep, values: dict[str, Any]) -> ExperimentConfig:
 
 def per_epoch_metrics(task: str) -> set[str]:
     """What a task logs on val every epoch; not final-only metrics such as val/f1_best."""
-    return {f"val/{m}" for m in TASK_METRICS[task]}
+    return {f"val/{m}" for m in TASKS[task].metrics}
 
 
 def base_experiment_id(sw: Sweep) -> str:
@@ -299,7 +300,9 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
                   + (f", GPUs {gpus}" if gpus else "") + f"; logs in {folder}/")  # fmt: skip
     interrupted = False
     try:
-        with Live(_view(study, sw, budget, procs), console=console, refresh_per_second=2, transient=False) as live:
+        with Live(
+            _view(study, sw, budget, procs), console=console, refresh_per_second=2, transient=False
+        ) as live:
             while True:
                 alive = False
                 for w in procs:
@@ -331,7 +334,9 @@ def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_t
     if not interrupted:
         _log_study(study, sw, folder, console)
     if interrupted:
-        console.print(f"[yellow]Interrupted.[/] Finished trials are kept; run `ecomlab sweep {sweep_file}` to resume.")
+        console.print(
+            f"[yellow]Interrupted.[/] Finished trials are kept; run `ecomlab sweep {sweep_file}` to resume."
+        )
         raise KeyboardInterrupt
     return study
 
@@ -347,7 +352,9 @@ def _log_study(study: Any, sw: Sweep, folder: Path, console: Console) -> None:
         console.print(f"[yellow]The study-level W&B run was not written:[/] {type(exc).__name__}: {exc}")
         return
     if run_id:
-        console.print(f"Study-level W&B run {run_id} ({tracking.resolve_mode(base.tracking)}) in {folder}/wandb")
+        console.print(
+            f"Study-level W&B run {run_id} ({tracking.resolve_mode(base.tracking)}) in {folder}/wandb"
+        )
 
 
 def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) -> Any:
@@ -386,7 +393,11 @@ def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) ->
 def trial_rows(study: Any) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
         rows.append({"number": t.number, "state": t.state.name, "params": t.params,
                      "values": t.values, "duration_s": duration, "experiment_id": t.user_attrs.get("experiment_id"),
                      "user_attrs": t.user_attrs, "system_attrs": t.system_attrs})  # fmt: skip
@@ -425,9 +436,11 @@ def show_study(study: Any, console: Console) -> None:
             vals = ", ".join(f"{m['name']}={v:.4g}" for m, v in zip(metrics, t.values))
             front.append(f"trial {t.number} ({vals}, experiment {t.user_attrs.get('experiment_id')})")
         console.print("Pareto front: " + "; ".join(front))
-    console.print(f"Next: `ecomlab report {study.study_name} --out {study.study_name}.html`, "
-                  f"`ecomlab study best {study.study_name} --export best.yaml`, "
-                  f"`ecomlab dashboard {study.study_name}`, `ecomlab reproduce <experiment id>`.")
+    console.print(
+        f"Next: `ecomlab report {study.study_name} --out {study.study_name}.html`, "
+        f"`ecomlab study best {study.study_name} --export best.yaml`, "
+        f"`ecomlab dashboard {study.study_name}`, `ecomlab reproduce <experiment id>`."
+    )
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

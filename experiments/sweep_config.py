@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from experiments.config import TASK_FINAL_METRICS, TASK_METRICS, _format_error, load_yaml, set_values
+from experiments.config import _format_error, load_yaml, set_values
 from experiments.core.errors import ConfigError
+from experiments.registry import TASKS
 
 # Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
 MODEL_METRICS = ("model/trainable_params", "model/total_params", "model/size_mb", "model/sparsity",
@@ -60,7 +61,9 @@ class BudgetSpec(_Strict):
 class FaultSpec(_Strict):
     max_retries: int = Field(2, ge=0, description="Re-runs of a trial whose worker died.")
     heartbeat_interval: int = Field(10, ge=1, description="Seconds between a running trial's heartbeats.")
-    grace_period: int | None = Field(None, ge=2, description="Seconds without heartbeat before a trial is failed.")
+    grace_period: int | None = Field(
+        None, ge=2, description="Seconds without heartbeat before a trial is failed."
+    )
 
 
 class EarlyTerminate(_Strict):
@@ -77,13 +80,17 @@ class EarlyTerminate(_Strict):
 class SweepFile(_Strict):
     name: str | None = Field(None, description="Study name (default: the file name).")
     description: str | None = None
-    base: str | dict[str, Any] = Field(..., description="Experiment config: a path (relative to this file) or inline.")
+    base: str | dict[str, Any] = Field(
+        ..., description="Experiment config: a path (relative to this file) or inline."
+    )
     metric: MetricSpec | None = None
     metrics: list[MetricSpec] | None = Field(None, min_length=2, description="Several objectives.")
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite under the runs folder).")
+    storage: str | None = Field(
+        None, description="Optuna storage URL (default: sqlite under the runs folder)."
+    )
     faults: FaultSpec = Field(default_factory=FaultSpec)
     parameters: dict[str, Any] = Field(..., min_length=1, description="dot.path -> search space.")
     # W&B spellings
@@ -195,7 +202,9 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
         spec.setdefault("low", spec.get("min"))
         spec.setdefault("high", spec.get("max"))
         if kind is None:
-            both_int = all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("min", "max"))
+            both_int = all(
+                isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("min", "max")
+            )
             kind = "int" if both_int else "float"
     if kind is None:
         problems.append(f"{where}: give `type` (float, int, categorical) or W&B's `values` / `distribution`")
@@ -214,7 +223,11 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
     low, high = spec.get("low"), spec.get("high")
     ok = True
     for key, v in (("low", low), ("high", high)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+        if (
+            not isinstance(v, (int, float))
+            or isinstance(v, bool)
+            or (isinstance(v, float) and not math.isfinite(v))
+        ):
             problems.append(f"{where}.{key}: must be a number (got {v!r})")
             ok = False
     if not ok:
@@ -240,9 +253,13 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
 
 
 def _allowed_metrics(task: str) -> list[str]:
-    names = TASK_METRICS.get(task, ())
-    return [*(f"val/{m}" for m in names), *(f"test/{m}" for m in names), *TASK_FINAL_METRICS.get(task, ()),
-            *MODEL_METRICS]
+    spec = TASKS[task]
+    return [
+        *(f"val/{m}" for m in spec.metrics),
+        *(f"test/{m}" for m in spec.metrics),
+        *spec.final_metrics,
+        *MODEL_METRICS,
+    ]
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -277,7 +294,9 @@ def load_sweep(path: str | Path) -> Sweep:
         try:
             base_cfg = validate(base)
         except ConfigError as exc:
-            problems.extend(f"base.{p}" if not p.startswith("top level") else f"base: {p}" for p in exc.problems)
+            problems.extend(
+                f"base.{p}" if not p.startswith("top level") else f"base: {p}" for p in exc.problems
+            )
 
     # objectives
     if spec.metric and spec.metrics:
@@ -285,16 +304,20 @@ def load_sweep(path: str | Path) -> Sweep:
     objectives = spec.metrics or ([spec.metric] if spec.metric else [])
     if not objectives:
         problems.append("metric: required (e.g. {name: val/f1, goal: maximize})")
-    task = base_cfg.task if base_cfg else "text_classification"
+    task = base_cfg.task if base_cfg else next(iter(TASKS))  # the default task when the base is broken
     allowed = _allowed_metrics(task)
     for i, m in enumerate(objectives):
         where = f"metrics[{i}]" if spec.metrics else "metric"
         if m.name not in allowed:
-            problems.append(f"{where}.name: task {task!r} never logs {m.name!r}; choose one of {', '.join(allowed)}")
+            problems.append(
+                f"{where}.name: task {task!r} never logs {m.name!r}; choose one of {', '.join(allowed)}"
+            )
     multi = len(objectives) > 1
 
     # sampler / pruner, including the W&B spellings
-    sampler = spec.sampler.type or {"random": "random", "grid": "grid", "bayes": "tpe", None: None}[spec.method]
+    sampler = (
+        spec.sampler.type or {"random": "random", "grid": "grid", "bayes": "tpe", None: None}[spec.method]
+    )
     sampler = sampler or ("nsga2" if multi else "tpe")
     pruner = spec.pruner
     pruner_type = pruner.type
@@ -347,8 +370,12 @@ def load_sweep(path: str | Path) -> Sweep:
                     validate(set_values(base, {p.path: v}))
                 except ConfigError as exc:
                     for msg in exc.problems:
-                        if msg.startswith(p.path + ": unknown key") or msg.startswith(p.path.rsplit(".", 1)[0] + ": unknown"):
-                            problems.append(f"parameters.{p.path}: the experiment config has no key {p.path!r}")
+                        if msg.startswith(p.path + ": unknown key") or msg.startswith(
+                            p.path.rsplit(".", 1)[0] + ": unknown"
+                        ):
+                            problems.append(
+                                f"parameters.{p.path}: the experiment config has no key {p.path!r}"
+                            )
                         else:
                             problems.append(f"parameters.{p.path}: value {v!r} is invalid: {msg}")
                     break

@@ -99,13 +99,19 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
             for tr in trials]  # fmt: skip
     complete = [tr for tr in trials if tr.state.name == "COMPLETE"]
     best = study.best_trials if len(names) > 1 else ([study.best_trial] if complete else [])
-    config: dict[str, Any] = {"study": study.study_name, "metrics": metrics, "directions": [d.name for d in study.directions]}
+    config: dict[str, Any] = {
+        "study": study.study_name,
+        "metrics": metrics,
+        "directions": [d.name for d in study.directions],
+    }
     summary: dict[str, Any] = {"trials/" + s.lower(): sum(tr.state.name == s for tr in trials)
                                for s in ("COMPLETE", "PRUNED", "FAIL")}  # fmt: skip
     if len(best) == 1:
         config.update(best[0].params)  # top level, as W&B shows a run's parameters
         summary.update({f"best/{n}": v for n, v in zip(names, best[0].values)})
-        summary.update({"best/trial": best[0].number, "best/experiment_id": best[0].user_attrs.get("experiment_id")})
+        summary.update(
+            {"best/trial": best[0].number, "best/experiment_id": best[0].user_attrs.get("experiment_id")}
+        )
     elif best:
         summary["pareto_front/experiment_ids"] = [tr.user_attrs.get("experiment_id") for tr in best]
     importances: dict[str, float] = {}
@@ -137,8 +143,11 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
 
 
 def offline_runs(root: Path) -> list[Path]:
-    return (sorted(root.glob("*/wandb/offline-run-*")) + sorted(root.glob("*/reproductions/*/wandb/offline-run-*"))
-            + sorted(root.glob("sweeps/*/wandb/offline-run-*")))
+    return (
+        sorted(root.glob("*/wandb/offline-run-*"))
+        + sorted(root.glob("*/reproductions/*/wandb/offline-run-*"))
+        + sorted(root.glob("sweeps/*/wandb/offline-run-*"))
+    )
 
 
 def sync(root: Path, dry_run: bool = False) -> list[tuple[Path, int]]:

@@ -35,10 +35,10 @@ def _seed_and_determinism(cfg: ExperimentConfig) -> None:
 
 def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
     from experiments.core.assets import ASSETS
-    from experiments.registry import DATAMODULES
+    from experiments.registry import TASKS
 
-    names = [getattr(DATAMODULES[cfg.data.dataset], "asset", None)]
-    if cfg.task != "click_through":  # the only task without a text encoder
+    names = list(type(cfg.data).assets)
+    if TASKS[cfg.task].text_encoder:
         names.append(cfg.model.backbone)
     return {n: ASSETS[n].sha256 for n in names if n in ASSETS}
 
@@ -127,11 +127,11 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     from lightning.pytorch.loggers import CSVLogger
     from safetensors.torch import save_model
 
+    from experiments import tracking
     from experiments.core.assets import sha256_file
-
-    from experiments import backbones, tracking
     from experiments.pruning import ScheduledPruning
-    from experiments.registry import DATAMODULES, TASKS
+    from experiments.registry import build_datamodule, build_module
+    from lightning_modules.backbones import count_parameters
 
     console = console or Console()
     started = time.time()
@@ -162,7 +162,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
 
     with _status_on_error(out, manifest):
         _seed_and_determinism(cfg)
-        dm = DATAMODULES[cfg.data.dataset](cfg.data, backbones.tokenizer_loader(cfg.model), console=console)
+        dm = build_datamodule(cfg, console=console)
         dm.prepare_data()
         prep_start = time.time()
         dm.setup("fit")
@@ -170,9 +170,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
 
         # Re-seed so that model init does not depend on whether data came from the cache.
         _seed_and_determinism(cfg)
-        module = TASKS[cfg.task].from_config(cfg, dm)
+        module = build_module(cfg, dm)
         model = module.model
-        trainable, total = backbones.count_parameters(model)
+        trainable, total = count_parameters(model)
 
         manifest.update({
             "environment": run_record.environment(),
@@ -194,7 +194,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         callbacks.extend(extra_callbacks or [])
 
         tags = [cfg.data.dataset, cfg.task]
-        wandb_logger = tracking.make_logger(cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags)
+        wandb_logger = tracking.make_logger(
+            cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags
+        )
         loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
         if wandb_logger is not None:
             loggers.append(wandb_logger)
@@ -221,7 +223,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
                 raise KeyboardInterrupt
             # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
             # evaluation passes below as one more epoch.
-            trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])]
+            trainer.callbacks = [
+                c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])
+            ]
             best_epoch = _load_best(module, checkpoint.best_model_path)
             # every val/ metric of the chosen checkpoint (not only the monitored one), then test
             (val,) = trainer.validate(module, datamodule=dm, verbose=False)
@@ -239,7 +243,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             "epochs_trained": trainer.current_epoch,
             "model/trainable_params": trainable,
             "model/total_params": total,
-            "model/sparsity": round(backbones.sparsity(module.model), 6),
+            "model/sparsity": round(module.sparsity(), 6),
             "model/latency_ms": round(_latency_ms(module, dm), 3),
         })  # fmt: skip
         if t.save_weights:

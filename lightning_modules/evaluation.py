@@ -34,11 +34,15 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     if labels.sum() == 0 or labels.sum() == len(labels):
         return 0.5
     precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0
+    )[:-1]
     return float(thresholds[int(np.argmax(f1))])
 
 
-def save_confusion_matrix(labels: np.ndarray, preds: np.ndarray, names: list[str], path: Path, title: str) -> None:
+def save_confusion_matrix(
+    labels: np.ndarray, preds: np.ndarray, names: list[str], path: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -39,8 +39,15 @@ def tiny_config(**groups: Any) -> dict[str, Any]:
     """A seconds-long experiment on the fixture CSV with the `tiny` backbone."""
     cfg: dict[str, Any] = {
         "seed": 7,
-        "data": {"dataset": "text_file", "path": str(FIXTURES / "reviews.csv"), "labels": ["negative", "positive"],
-                 "max_length": 32, "batch_size": 16, "val_fraction": 0.2, "test_fraction": 0.2},
+        "data": {
+            "dataset": "text_file",
+            "path": str(FIXTURES / "reviews.csv"),
+            "labels": ["negative", "positive"],
+            "max_length": 32,
+            "batch_size": 16,
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+        },
         "model": {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 32, "heads": 2, "vocab_size": 300}},
         "optim": {"lr": 3e-3, "warmup": 0.0},
         "trainer": {"max_epochs": 2, "patience": 2},

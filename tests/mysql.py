@@ -16,7 +16,9 @@ from pathlib import Path
 
 def _mariadbd() -> str | None:
     """Debian puts the server in /usr/sbin, which is not always on PATH."""
-    return shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").is_file() else None)
+    return shutil.which("mariadbd") or (
+        "/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").is_file() else None
+    )
 
 
 def available() -> str | None:
@@ -62,7 +64,11 @@ class Server:
                 break
             except Exception:
                 if time.time() > deadline or self.proc.poll() is not None:
-                    log = (self.dir / "log").read_text(errors="replace")[-2000:] if (self.dir / "log").exists() else ""
+                    log = (
+                        (self.dir / "log").read_text(errors="replace")[-2000:]
+                        if (self.dir / "log").exists()
+                        else ""
+                    )
                     self.stop()
                     raise RuntimeError(f"MariaDB did not start:\n{log}") from None
                 time.sleep(0.3)

@@ -51,7 +51,9 @@ class Server:
         data = self.dir / "data"
         self._as_postgres(_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._as_postgres(_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+        self._as_postgres(
+            _bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"
+        )
         self.data = data
 
     def _as_postgres(self, *cmd: str | None) -> None:

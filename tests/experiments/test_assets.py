@@ -114,7 +114,9 @@ def test_two_processes_fetching_at_once_both_succeed(local_index: Path, fresh_ca
     assert outs[0][0] == outs[1][0]
     out = Path(outs[0][0].strip())
     assert (out / MEMBER).stat().st_size == 3_000_000
-    leftovers = [p.name for p in fresh_cache.rglob("*") if ".tmp-" in p.name or p.name.startswith(".download-")]
+    leftovers = [
+        p.name for p in fresh_cache.rglob("*") if ".tmp-" in p.name or p.name.startswith(".download-")
+    ]
     assert leftovers == []
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from experiments.backbones import save_tiny_backbone, tiny_vocab
 from experiments.config import validate
+from lightning_modules.backbones import save_tiny_backbone, tiny_vocab
 from tests.conftest import tiny_config
 
 TEXTS = ["Great kettle, really lovely", "great lamp, really awful", "很好的书", "不好的书", "lovely lamp"]
@@ -26,7 +26,9 @@ def test_saved_twice_gives_identical_files_that_load_with_from_pretrained(tmp_pa
     model = validate(tiny_config()).model
     for d in ("a", "b"):
         save_tiny_backbone(TEXTS * 3, model, tmp_path / d)
-    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
+    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (
+        tmp_path / "b" / "tokenizer.json"
+    ).read_bytes()
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "a"))
     pieces = tok.convert_ids_to_tokens(tok("great latte 很好")["input_ids"])
     assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and "great" in pieces

@@ -25,7 +25,9 @@ def test_help_imports_no_heavy_library() -> None:
 def test_every_command_has_help() -> None:
     for cmd in (["run"], ["sweep"], ["study", "show"], ["study", "best"], ["reproduce"], ["runs"], ["datasets"],
                 ["dashboard"], ["sync"], ["fetch"], ["config"]):  # fmt: skip
-        proc = subprocess.run([sys.executable, "-m", "experiments.cli", *cmd, "--help"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "experiments.cli", *cmd, "--help"], capture_output=True, text=True
+        )
         assert proc.returncode == 0 and "Usage" in proc.stdout, (cmd, proc.stderr)
 
 

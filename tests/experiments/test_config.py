@@ -94,7 +94,10 @@ def test_experiment_id_is_stable_and_ignores_tracking() -> None:
 
 def test_shipped_configs_validate() -> None:
     root = Path(__file__).parents[2]
-    shipped = [root / "experiments" / "defaults" / "quickstart.yaml", *sorted((root / "configs").glob("*.yaml"))]
+    shipped = [
+        root / "experiments" / "defaults" / "quickstart.yaml",
+        *sorted((root / "configs").glob("*.yaml")),
+    ]
     assert len(shipped) >= 3
     for path in shipped:
         first = path.read_text().splitlines()[0]

@@ -26,7 +26,9 @@ def free_port() -> int:
 
 def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    study = optuna.create_study(study_name="shop", storage=storage(default_storage_url(runs)), direction="maximize")
+    study = optuna.create_study(
+        study_name="shop", storage=storage(default_storage_url(runs)), direction="maximize"
+    )
     study.add_trial(optuna.trial.create_trial(params={"optim.lr": 1e-4}, value=0.81,
                                               distributions={"optim.lr": FloatDistribution(1e-5, 1e-3, log=True)}))  # fmt: skip
     port = free_port()
@@ -45,7 +47,9 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
         assert body is not None, proc.stdout.read1().decode() if proc.stdout else ""
         (summary,) = body["study_summaries"]
         assert summary["study_name"] == "shop"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=5
+        ) as r:
             detail = json.loads(r.read())
         assert detail["trials"][0]["values"] == [0.81]
         assert detail["trials"][0]["params"][0]["name"] == "optim.lr"

@@ -59,7 +59,9 @@ def test_every_shipped_yaml_is_pinned() -> None:
     assert {p.name for p in (ROOT / "sweeps").glob("*.yaml")} == set(PINNED_SWEEP_BASES)
 
 
-def test_a_record_written_before_the_change_still_reproduces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_written_before_the_change_still_reproduces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """tests/fixtures/records/446bd1c22b37 was written by `ecomlab run tests/fixtures/config_schema1.yaml`
     before the id scheme changed; today's code reads it as the same config and trains the same weights."""
     from rich.console import Console

@@ -77,7 +77,9 @@ def test_learning_curves_are_the_training_epochs_of_each_run(tmp_path: Path, stu
     assert len(c["train/loss"]) >= rec.metrics["epochs_trained"]
     # and the values are the logged ones, per epoch, as Optuna saw them
     trial = next(t for t in study.get_trials() if t.user_attrs["experiment_id"] == rec.exp_id)
-    assert [v for _, v in c["val/f1"]] == pytest.approx([trial.intermediate_values[e] for e in sorted(trial.intermediate_values)])
+    assert [v for _, v in c["val/f1"]] == pytest.approx(
+        [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
+    )
 
 
 def test_report_of_runs_without_a_study_and_unknown_targets(tmp_path: Path, study) -> None:

@@ -146,13 +146,16 @@ def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
     assert states == {1e-9: "COMPLETE", 0.5: "PRUNED"}
     pruned = [t for t in study_of(tmp_path).get_trials() if t.state.name == "PRUNED"][0]
     assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch
-    manifest = json.loads((tmp_path / "runs" / pruned.user_attrs["experiment_id"] / "manifest.json").read_text())
+    manifest = json.loads(
+        (tmp_path / "runs" / pruned.user_attrs["experiment_id"] / "manifest.json").read_text()
+    )
     assert manifest["status"] == "pruned"
 
 
 def test_a_failing_trial_is_marked_failed_and_the_study_goes_on(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, budget={"n_trials": 2},
-                       parameters={"model.freeze_layers": {"values": [0, 9]}})  # 9 > the 2 layers there are
+    path = write_sweep(
+        tmp_path, budget={"n_trials": 2}, parameters={"model.freeze_layers": {"values": [0, 9]}}
+    )  # 9 > the 2 layers there are
     sw = load_sweep(path)
     study = create_study(sw, tmp_path / "runs")
     study.enqueue_trial({"model.freeze_layers": 9})
@@ -161,7 +164,9 @@ def test_a_failing_trial_is_marked_failed_and_the_study_goes_on(tmp_path: Path) 
     sweep_cli(str(path))
     trials = study_of(tmp_path).get_trials()
     assert trials[0].state.name == "FAIL" and "freeze_layers" in trials[0].user_attrs["error"]
-    manifest = json.loads((tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "manifest.json").read_text())
+    manifest = json.loads(
+        (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "manifest.json").read_text()
+    )
     assert manifest["status"] == "failed" and "freeze_layers" in manifest["error"]
     assert len(finished(study_of(tmp_path))) == 2
 
@@ -270,31 +275,55 @@ def test_a_wandb_sweep_file_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"parameters": {"optim.lr": {"type": "float", "low": 0.1, "high": 0.01}}},
-         "parameters.optim.lr: low/min (0.1) is greater than high/max (0.01)"),
-        ({"parameters": {"optim.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
-         "parameters.optim.lr: a log range must be above 0 (got low 0.0)"),
-        ({"parameters": {"optim.lrate": {"values": [0.1]}}},
-         "parameters.optim.lrate: the experiment config has no key 'optim.lrate'"),
+        (
+            {"parameters": {"optim.lr": {"type": "float", "low": 0.1, "high": 0.01}}},
+            "parameters.optim.lr: low/min (0.1) is greater than high/max (0.01)",
+        ),
+        (
+            {"parameters": {"optim.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
+            "parameters.optim.lr: a log range must be above 0 (got low 0.0)",
+        ),
+        (
+            {"parameters": {"optim.lrate": {"values": [0.1]}}},
+            "parameters.optim.lrate: the experiment config has no key 'optim.lrate'",
+        ),
         ({"parameters": {"peft.r": {"values": [4, "big"]}}}, "parameters.peft.r: value 'big' is invalid"),
-        ({"parameters": {"optim.lr": {"type": "float", "lo": 1, "high": 2}}},
-         "parameters.optim.lr: unknown key(s) lo"),
+        (
+            {"parameters": {"optim.lr": {"type": "float", "lo": 1, "high": 2}}},
+            "parameters.optim.lr: unknown key(s) lo",
+        ),
         ({"metric": {"name": "val/auc"}}, "metric.name: task 'text_classification' never logs 'val/auc'"),
         ({"budget": {"n_trials": 0}}, "budget.n_trials:"),
         ({"samplr": {"type": "tpe"}}, "samplr: unknown key"),
         ({"base": "missing.yaml"}, "base: experiment config not found"),
-        ({"metrics": [{"name": "val/f1"}, {"name": "model/trainable_params", "goal": "minimize"}],
-          "metric": None, "pruner": {"type": "hyperband"}}, "pruner.type: Optuna cannot prune multi-objective"),
-        ({"pruner": {"type": "hyperband", "min_resource": 2}},  # the base trains 2 epochs: steps 0 and 1
-         "pruner.min_resource: 2 is not below the trials' 2 epochs, so hyperband would never stop a trial"),
-        ({"early_terminate": {"type": "hyperband", "min_iter": 3}},
-         "pruner.min_resource: 3 is not below the trials' 2 epochs"),
-        ({"base": tiny_config(trainer={"max_epochs": 4}),
-          "pruner": {"type": "hyperband", "min_resource": 2, "max_resource": 2}},
-         "pruner.min_resource: 2 is not below pruner.max_resource (2)"),
+        (
+            {
+                "metrics": [{"name": "val/f1"}, {"name": "model/trainable_params", "goal": "minimize"}],
+                "metric": None,
+                "pruner": {"type": "hyperband"},
+            },
+            "pruner.type: Optuna cannot prune multi-objective",
+        ),
+        (
+            {"pruner": {"type": "hyperband", "min_resource": 2}},  # the base trains 2 epochs: steps 0 and 1
+            "pruner.min_resource: 2 is not below the trials' 2 epochs, so hyperband would never stop a trial",
+        ),
+        (
+            {"early_terminate": {"type": "hyperband", "min_iter": 3}},
+            "pruner.min_resource: 3 is not below the trials' 2 epochs",
+        ),
+        (
+            {
+                "base": tiny_config(trainer={"max_epochs": 4}),
+                "pruner": {"type": "hyperband", "min_resource": 2, "max_resource": 2},
+            },
+            "pruner.min_resource: 2 is not below pruner.max_resource (2)",
+        ),
     ],
 )
-def test_bad_sweep_files_give_their_error_before_any_trial(tmp_path: Path, change: dict, expected: str) -> None:
+def test_bad_sweep_files_give_their_error_before_any_trial(
+    tmp_path: Path, change: dict, expected: str
+) -> None:
     path = write_sweep(tmp_path, **change)
     with pytest.raises(ConfigError) as exc:
         load_sweep(path)
@@ -325,7 +354,9 @@ def test_dry_run_prints_the_space_and_base_id(tmp_path: Path) -> None:
 def study_names(tmp_path: Path) -> list[str]:
     from experiments.study import storage
 
-    return [s.study_name for s in optuna.get_all_study_summaries(storage(default_storage_url(tmp_path / "runs")))]
+    return [
+        s.study_name for s in optuna.get_all_study_summaries(storage(default_storage_url(tmp_path / "runs")))
+    ]
 
 
 def test_best_export_reruns_to_the_same_experiment_id(tmp_path: Path) -> None:
@@ -402,7 +433,9 @@ def test_trial_wandb_runs_share_the_study_group_and_carry_params_at_top_level(tm
     base = tiny_config(tracking={"mode": "offline"}, trainer={"max_epochs": 1})
     sweep_cli(str(write_sweep(tmp_path, base=base, budget={"n_trials": 1})))
     (trial,) = study_of(tmp_path).get_trials()
-    (run_file,) = (tmp_path / "runs" / trial.user_attrs["experiment_id"]).glob("wandb/offline-run-*/run-*.wandb")
+    (run_file,) = (tmp_path / "runs" / trial.user_attrs["experiment_id"]).glob(
+        "wandb/offline-run-*/run-*.wandb"
+    )
     info = summary(run_file)
     assert info["group"] == "tiny" and info["job_type"] == "sweep" and "study:tiny" in info["tags"]
     assert info["config"]["optim.lr"] == pytest.approx(trial.params["optim.lr"])  # flat, for W&B's panels

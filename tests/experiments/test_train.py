@@ -31,7 +31,9 @@ def write_config(tmp_path: Path, **groups) -> Path:
 def ecomlab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it."""
     exe = Path(sys.executable).parent / "ecomlab"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
 
 
 def test_run_through_the_cli_writes_a_complete_record(tmp_path: Path) -> None:
@@ -77,7 +79,9 @@ def test_reproduce_gives_identical_metrics_and_weights(tmp_path: Path) -> None:
     assert "Identical" in result.output
     reproductions = list((tmp_path / "runs" / experiment_id(cfg) / "reproductions").iterdir())
     again = json.loads((reproductions[0] / "metrics.json").read_text())
-    assert {k: v for k, v in again.items() if not is_timing(k)} == {k: v for k, v in first.items() if not is_timing(k)}
+    assert {k: v for k, v in again.items() if not is_timing(k)} == {
+        k: v for k, v in first.items() if not is_timing(k)
+    }
 
 
 def test_reproduce_reports_a_difference(tmp_path: Path) -> None:
@@ -161,11 +165,17 @@ def test_auto_mode_goes_offline_without_credentials(monkeypatch: pytest.MonkeyPa
 
 
 def test_pruning_ratio_half_leaves_half_zeros(tmp_path: Path) -> None:
-    cfg = validate(tiny_config(prune={"ratio": 0.5, "epochs": 2}, trainer={"max_epochs": 2, "patience": 5,
-                                                                          "monitor": "val/loss", "mode": "min"}))
+    cfg = validate(
+        tiny_config(
+            prune={"ratio": 0.5, "epochs": 2},
+            trainer={"max_epochs": 2, "patience": 5, "monitor": "val/loss", "mode": "min"},
+        )
+    )
     metrics = train(cfg)
     weights = load_file(tmp_path / "runs" / experiment_id(cfg) / "model.safetensors")
-    targeted = [w for k, w in weights.items() if ".encoder.layer." in k and k.endswith(".weight") and w.dim() == 2]
+    targeted = [
+        w for k, w in weights.items() if ".encoder.layer." in k and k.endswith(".weight") and w.dim() == 2
+    ]
     assert len(targeted) == 2 * 6  # q, k, v, attention out, intermediate, output per layer
     zeros = sum(int((w == 0).sum()) for w in targeted)
     total = sum(w.numel() for w in targeted)
@@ -183,13 +193,16 @@ def test_lora_trains_only_adapter_and_head_weights(tmp_path: Path) -> None:
     # the same seed gives the same initial weights that train() starts from
     import lightning.pytorch as pl
 
-    from datamodules.text_file import TextFileDataModule
-    from experiments import backbones
+    from experiments.registry import build_datamodule
+    from lightning_modules import backbones
 
-    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     dm.setup()
     pl.seed_everything(cfg.seed)
-    before = {k: v.clone() for k, v in backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names).state_dict().items()}
+    before = {
+        k: v.clone()
+        for k, v in backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names).state_dict().items()
+    }
     metrics = train(cfg)
     after = load_file(tmp_path / "runs" / experiment_id(cfg) / "model.safetensors")
     assert set(after) == set(before)
@@ -202,12 +215,12 @@ def test_lora_trains_only_adapter_and_head_weights(tmp_path: Path) -> None:
 
 
 def test_freeze_layers_keeps_bottom_layers_fixed() -> None:
-    from experiments import backbones
+    from lightning_modules import backbones
 
     cfg = validate(tiny_config(model={"freeze_layers": 1}))
-    from datamodules.text_file import TextFileDataModule
+    from experiments.registry import build_datamodule
 
-    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     dm.setup()
     model = backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names)
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
@@ -215,4 +228,6 @@ def test_freeze_layers_keeps_bottom_layers_fixed() -> None:
     assert all(p.requires_grad for n, p in model.named_parameters() if ".layer.1." in n)
     assert model.training and all(m.training for m in model.modules())  # dropout is on
     with pytest.raises(Exception, match="model.freeze_layers"):
-        backbones.build_model(validate(tiny_config(model={"freeze_layers": 9})), 2, dm.tokenizer, dm.label_names)
+        backbones.build_model(
+            validate(tiny_config(model={"freeze_layers": 9})), 2, dm.tokenizer, dm.label_names
+        )

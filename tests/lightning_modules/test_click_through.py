@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lightning_modules.click_through import ClickThroughModule, CtrModel, binary_entropy
+from lightning_modules.click_through.module import ClickThroughModule, CtrModel, binary_entropy
 
 
 def test_normalised_entropy_of_the_base_rate_is_one() -> None:
@@ -17,7 +17,9 @@ def test_normalised_entropy_of_the_base_rate_is_one() -> None:
     m = module.val_metrics
     y = torch.tensor([1, 0, 0, 0, 0])
     logit = torch.full((5,), math.log(base / (1 - base)))  # always predict the base rate
-    m["logloss"].update(torch.nn.functional.binary_cross_entropy_with_logits(logit, y.float(), reduction="none"))
+    m["logloss"].update(
+        torch.nn.functional.binary_cross_entropy_with_logits(logit, y.float(), reduction="none")
+    )
     logloss = float(m["logloss"].compute())
     # mean log-loss of predicting 0.2 on one click in five = H(0.2): NE = 1
     assert logloss == pytest.approx(binary_entropy(base), rel=1e-6)
@@ -36,14 +38,16 @@ def test_calibration_undoes_negative_sampling_and_click_weighting(rate: float, p
 
 
 def test_a_click_through_run_reproduces_exactly(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datamodules.open_bandit import OpenBanditDataModule
+    from datamodules.open_bandit import OpenBanditData
     from experiments.config import experiment_id, validate
     from experiments.reproduce import reproduce
     from experiments.train import train
     from tests.conftest import FIXTURES
 
     obd = FIXTURES / "obd" / "random" / "all"
-    monkeypatch.setattr(OpenBanditDataModule, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"])
+    monkeypatch.setattr(
+        OpenBanditData, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"]
+    )
     cfg = validate({"data": {"dataset": "open_bandit", "batch_size": 16}, "ctr": {"pos_weight": "auto"},
                     "optim": {"lr": 1e-2}, "trainer": {"max_epochs": 2}, "tracking": {"mode": "disabled"}})  # fmt: skip
     assert cfg.task == "click_through" and cfg.trainer.monitor == "val/auc"
@@ -57,3 +61,21 @@ def test_a_click_through_run_reproduces_exactly(tmp_path, monkeypatch: pytest.Mo
     manifest = json.loads((rec / "manifest.json").read_text())
     assert list(manifest["assets"]) == ["open_bandit"] and manifest["tokenizer"] is None  # no text encoder
     assert reproduce(experiment_id(cfg)).identical
+
+
+def test_pruning_the_mlp_is_what_sparsity_measures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prune.ratio` prunes the MLP's Linear weights and `model/sparsity` measures those (it used to
+    measure the embeddings, the longest ModuleList, and always said 0.0)."""
+    from datamodules.open_bandit import OpenBanditData
+    from experiments.config import validate
+    from experiments.train import train
+    from tests.conftest import FIXTURES
+
+    obd = FIXTURES / "obd" / "random" / "all"
+    monkeypatch.setattr(
+        OpenBanditData, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"]
+    )
+    cfg = validate({"data": {"dataset": "open_bandit", "batch_size": 16}, "prune": {"ratio": 0.5, "epochs": 1},
+                    "trainer": {"max_epochs": 1, "save_weights": False}, "tracking": {"mode": "disabled"}})  # fmt: skip
+    metrics = train(cfg)
+    assert metrics["model/sparsity"] == pytest.approx(0.5, abs=0.01)

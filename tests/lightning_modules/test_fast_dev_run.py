@@ -10,9 +10,8 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 
-from experiments.backbones import tokenizer_loader
 from experiments.config import validate
-from experiments.registry import DATAMODULES, TASKS
+from experiments.registry import DATASETS, TASKS, build_datamodule, build_module
 from tests.conftest import FIXTURES
 
 # dataset -> (task, data config, files that replace the asset's, if it has one)
@@ -31,7 +30,7 @@ CASES: dict[str, tuple[str, dict[str, Any], list[Path] | None]] = {
 
 
 def test_every_registered_dataset_has_a_case() -> None:
-    assert set(CASES) == set(DATAMODULES)
+    assert set(CASES) == set(DATASETS)
 
 
 @pytest.mark.parametrize("dataset", sorted(CASES))
@@ -40,7 +39,7 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     cfg = validate({"task": task, "data": {"dataset": dataset, "max_length": 32, "batch_size": 4,
                                            "val_fraction": 0.25, "test_fraction": 0.25, **data},
                     "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
-    dm = DATAMODULES[dataset](cfg.data, tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     if files is not None:
         monkeypatch.setattr(dm, "source_files", lambda: files)
     if dataset == "pc_prices":  # the fixture is not the pinned pickle
@@ -49,12 +48,12 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
         monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(files[0]))
     dm.setup("fit")
-    module = TASKS[task].from_config(cfg, dm)
+    module = build_module(cfg, dm)
     trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False)  # fmt: skip
     trainer.fit(module, datamodule=dm)
     (test,) = trainer.test(module, datamodule=dm, verbose=False)
-    assert {f"test/{m}" for m in TASKS[task].METRICS} <= set(test)
+    assert {f"test/{m}" for m in TASKS[task].metrics} <= set(test)
     extra = module.evaluate(dm, tmp_path)
     if task in ("text_classification", "click_through"):
         assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"

