@@ -43,3 +43,30 @@ def test_datasets_and_config_listings() -> None:
     keys = CliRunner().invoke(app, ["config"]).output
     for needle in ("optim.lr", "peft.r", "prune.ratio", "data.text_columns", "tracking.mode"):
         assert needle in keys, needle
+
+
+def test_reproduce_of_an_unknown_id_among_other_records_is_a_clear_error(tmp_path) -> None:
+    """A well-formed id that has no record, in a folder that holds others: one paragraph, exit 2
+    (it used to end in `AttributeError: 'RunRecord' object has no attribute 'name'`)."""
+    import shutil
+    from pathlib import Path
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "records" / "446bd1c22b37"
+    shutil.copytree(fixture, tmp_path / "runs" / "446bd1c22b37")
+    for exp_id, hint in (("ffffffffffff", ""), ("446000000000", "446bd1c22b37")):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.cli",
+                "reproduce",
+                exp_id,
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and f"No run record {exp_id}" in proc.stderr
+        assert hint in proc.stderr
