@@ -262,6 +262,23 @@ def _allowed_metrics(task: str) -> list[str]:
     ]
 
 
+def _most_epochs(params: list[Param], base_epochs: int) -> tuple[int, str]:
+    """The most epochs a trial trains: a `trainer.max_epochs` pinned or searched in `parameters`
+    wins over the base config's."""
+    for p in params:
+        if p.path != "trainer.max_epochs":
+            continue
+        try:
+            if p.kind == "fixed":
+                n = int(p.value)
+                return n, f"the trials' {n} epochs (parameters.trainer.max_epochs)"
+            n = int(max(p.choices)) if p.kind == "categorical" else int(p.high or 0)
+        except (TypeError, ValueError):
+            break  # an invalid value is reported with the other parameter problems
+        return n, f"the most epochs a trial trains ({n}, parameters.trainer.max_epochs)"
+    return base_epochs, f"the trials' {base_epochs} epochs"
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; ConfigError lists every problem with its location."""
     from experiments.config import validate
@@ -332,14 +349,6 @@ def load_sweep(path: str | Path) -> Sweep:
     chosen = pruner_type is not None  # named in the file (or by early_terminate), not the default
     if pruner_type is None:
         pruner_type = "none" if multi else "hyperband"
-    if chosen and pruner_type in ("hyperband", "successive_halving") and base_cfg is not None:
-        # epochs are reported as steps 0..max_epochs-1; a first rung at or past the last never prunes
-        last, what = base_cfg.trainer.max_epochs, f"the trials' {base_cfg.trainer.max_epochs} epochs"
-        if pruner_type == "hyperband" and isinstance(pruner.max_resource, int) and pruner.max_resource < last:
-            last, what = pruner.max_resource, f"pruner.max_resource ({pruner.max_resource})"
-        if pruner.min_resource >= last:
-            problems.append(f"pruner.min_resource: {pruner.min_resource} is not below {what}, so {pruner_type} "
-                            "would never stop a trial; lower it or raise base trainer.max_epochs")  # fmt: skip
     if multi and pruner_type != "none":
         problems.append("pruner.type: Optuna cannot prune multi-objective studies; use none")
     if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):
@@ -379,6 +388,14 @@ def load_sweep(path: str | Path) -> Sweep:
                         else:
                             problems.append(f"parameters.{p.path}: value {v!r} is invalid: {msg}")
                     break
+    if chosen and pruner_type in ("hyperband", "successive_halving") and base_cfg is not None:
+        # epochs are reported as steps 0..max_epochs-1; a first rung at or past the last never prunes
+        last, what = _most_epochs(params, base_cfg.trainer.max_epochs)
+        if pruner_type == "hyperband" and isinstance(pruner.max_resource, int) and pruner.max_resource < last:
+            last, what = pruner.max_resource, f"pruner.max_resource ({pruner.max_resource})"
+        if pruner.min_resource >= last:
+            problems.append(f"pruner.min_resource: {pruner.min_resource} is not below {what}, so {pruner_type} "
+                            "would never stop a trial; lower it or give the trials more epochs")  # fmt: skip
     # de-duplicate while keeping order
     seen: set[str] = set()
     problems = [p for p in problems if not (p in seen or seen.add(p))]

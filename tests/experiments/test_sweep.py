@@ -450,3 +450,26 @@ def test_trial_wandb_runs_share_the_study_group_and_carry_params_at_top_level(tm
     assert info["summary"]["best/val/f1"] == pytest.approx(trial.value)
     assert info["summary"]["best/experiment_id"] == trial.user_attrs["experiment_id"]
     assert info["summary"]["trials/nrows"] == 1 and info["summary"]["trials/complete"] == 1
+
+
+def test_the_pruner_check_reads_epochs_pinned_in_parameters(tmp_path: Path) -> None:
+    """W&B users pin a value in `parameters` (`trainer.max_epochs: {value: 4}`): the first-rung check
+    uses it, not the base config's epochs (which used to refuse a valid file)."""
+    wandb_style = {
+        "method": "random",
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 3},
+        "parameters": {
+            "trainer.max_epochs": {"value": 4},
+            "optim.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+        },
+        "base": tiny_config(trainer={"max_epochs": 1}),
+    }
+    sw = load_sweep(write_sweep(tmp_path, "pinned", **wandb_style))
+    assert sw.pruner_type == "hyperband" and sw.pruner.min_resource == 2
+    searched = {**wandb_style["parameters"], "trainer.max_epochs": {"values": [1, 2, 6]}}
+    assert load_sweep(write_sweep(tmp_path, "searched", **{**wandb_style, "parameters": searched}))
+    too_few = {**wandb_style, "base": tiny_config(trainer={"max_epochs": 8}),
+               "parameters": {**wandb_style["parameters"], "trainer.max_epochs": {"value": 2}}}  # fmt: skip
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(write_sweep(tmp_path, "too_few", **too_few))
+    assert any("pruner.min_resource: 2 is not below the trials' 2 epochs" in p for p in exc.value.problems)
