@@ -12,6 +12,7 @@ Layout of one record:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -161,3 +163,80 @@ def list_records(root: Path) -> list[RunRecord]:
             except (OSError, ValueError, yaml.YAMLError):
                 continue  # a damaged record is skipped, not fatal to the listing
     return out
+
+
+class RunRecordWriter:
+    """Owns a record while its run is going: the one place that writes `config.yaml`,
+    `manifest.json` and `metrics.json`, sets the status and handles failure.
+
+    `with writer.recording():` marks the manifest `pruned` (a sweep stopped it), `interrupted`
+    (Ctrl-C) or `failed` with the error whatever goes wrong inside, finishes the attached W&B run
+    with exit code 1, and re-raises. `complete(metrics)` writes `metrics.json` last: its presence
+    marks a completed run.
+    """
+
+    STALE = ("metrics.json", "metrics.csv", "model.safetensors", "checkpoints", "wandb")
+
+    def __init__(self, out: Path, exp_id: str, config: dict[str, Any], facts: dict[str, Any]) -> None:
+        import shutil
+        import time
+
+        self.out = out
+        self.logger: Any = None  # the W&B logger, once there is one
+        for stale in self.STALE:
+            p = out / stale
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        write_yaml(
+            out / "config.yaml", config, header=f"# experiment {exp_id}\n# ecomlab run {out / 'config.yaml'}"
+        )
+        code, diff = code_state()
+        if diff:
+            (out / "code.diff").write_text(diff, encoding="utf-8")
+        self.manifest: dict[str, Any] = {
+            "experiment_id": exp_id,
+            "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": sys.argv,
+            "code": code,
+            **facts,
+        }
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        write_json(self.out / "manifest.json", self.manifest)
+
+    def update(self, **facts: Any) -> None:
+        """Add facts to the manifest (data fingerprints, environment, tracking) and write it."""
+        self.manifest.update(facts)
+        self._write_manifest()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.manifest.get("status") != "running":
+            return
+        import optuna
+
+        status = ("pruned" if isinstance(exc, optuna.TrialPruned)
+                  else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
+        self.update(status=status, error=f"{type(exc).__name__}: {exc}"[:2000])
+        if self.logger is not None:
+            from experiments import tracking
+
+            tracking.finish(self.logger, {"status": status}, exit_code=1)
+
+    def complete(self, metrics: dict[str, Any]) -> None:
+        import time
+
+        from experiments import tracking
+
+        self.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        tracking.finish(self.logger, metrics)
+        write_json(self.out / "metrics.json", metrics)  # last: its presence marks a completed run

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,32 +79,60 @@ def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
     return statistics.median(times[3:]) * 1000
 
 
-def _mark_failed(out: Path, manifest: dict[str, Any], exc: BaseException) -> None:
-    """Record why a run did not complete: pruned (by a sweep), interrupted, or failed."""
-    if manifest.get("status") != "running":
-        return
-    import optuna
+def _build_trainer(cfg: ExperimentConfig, module: Any, dm: Any, out: Path, console: Console, loggers: list[Any],
+                   extra_callbacks: list[Any]) -> tuple[Any, Any]:  # fmt: skip
+    """The Lightning Trainer of a run and its best-checkpoint callback."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-    manifest["status"] = ("pruned" if isinstance(exc, optuna.TrialPruned)
-                          else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
-    manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-    run_record.write_json(out / "manifest.json", manifest)
+    from experiments.pruning import ScheduledPruning
+
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=t.monitor, mode=t.mode,
+                                 save_top_k=1, save_weights_only=True, auto_insert_metric_name=False)  # fmt: skip
+    callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
+                            RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
+    if cfg.prune.ratio > 0:
+        callbacks.append(ScheduledPruning(module.prunable(), cfg.prune.ratio, cfg.prune.epochs))
+    callbacks.extend(extra_callbacks)
+    batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=cfg.optim.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
+    )  # fmt: skip
+    return trainer, checkpoint
 
 
-@contextlib.contextmanager
-def _status_on_error(out: Path, manifest: dict[str, Any]) -> Iterator[None]:
-    """Whatever fails after the record is opened (data, model, training), the manifest says so."""
+def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any,
+                      extra_callbacks: list[Any]) -> tuple[dict[str, float], int | None, float]:  # fmt: skip
+    """Fit, load the best checkpoint; return its val/* and test/* metrics, its epoch, the fit seconds."""
+    fit_start = time.time()
     try:
-        yield
-    except BaseException as exc:
-        _mark_failed(out, manifest, exc)
-        raise
+        trainer.fit(module, datamodule=dm)
+    except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
+        raise KeyboardInterrupt from exc
+    fit_s = time.time() - fit_start
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
+    # evaluation passes below as one more epoch.
+    trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks)]
+    best_epoch = _load_best(module, checkpoint.best_model_path)
+    # every val/ metric of the chosen checkpoint (not only the monitored one), then test
+    (val,) = trainer.validate(module, datamodule=dm, verbose=False)
+    (test,) = trainer.test(module, datamodule=dm, verbose=False)
+    return {k: float(v) for k, v in sorted({**val, **test}.items())}, best_epoch, fit_s
 
 
 def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
           console: Console | None = None, extra_callbacks: list[Any] | None = None,
           extra_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
+
+    Building the objects is here; the record (config, manifest, status, failure, metrics) is written
+    by `run_record.RunRecordWriter`.
 
     Args:
         cfg: a validated experiment config.
@@ -122,45 +147,27 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         (`val/f1_best`, a threshold chosen on val), parameter counts, sparsity, single-example
         latency, timings.
     """
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
     from safetensors.torch import save_model
 
     from experiments import tracking
     from experiments.core.assets import sha256_file
-    from experiments.pruning import ScheduledPruning
     from experiments.registry import build_datamodule, build_module
     from lightning_modules.backbones import count_parameters
 
     console = console or Console()
+    extra_callbacks = list(extra_callbacks or [])
     started = time.time()
     exp_id = experiment_id(cfg)
     out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
-    for stale in ("metrics.json", "metrics.csv", "model.safetensors", "checkpoints", "wandb"):
-        p = out / stale
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
     config = resolved(cfg)
-    run_record.write_yaml(out / "config.yaml", config,
-                          header=f"# experiment {exp_id}\n# ecomlab run {out / 'config.yaml'}")  # fmt: skip
-
-    code, diff = run_record.code_state()
-    if diff:
-        (out / "code.diff").write_text(diff, encoding="utf-8")
-    manifest: dict[str, Any] = {
-        "experiment_id": exp_id,
-        "status": "running",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": sys.argv,
-        "code": code,
+    record = run_record.RunRecordWriter(out, exp_id, config, {
         "seeds": {"seed": cfg.seed, "split_seed": cfg.data.split_seed},
         "deterministic": cfg.trainer.deterministic,
         "assets": _asset_hashes(cfg),
-    }
-    run_record.write_json(out / "manifest.json", manifest)
+    })  # fmt: skip
 
-    with _status_on_error(out, manifest):
+    with record.recording():
         _seed_and_determinism(cfg)
         dm = build_datamodule(cfg, console=console)
         dm.prepare_data()
@@ -171,71 +178,30 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         # Re-seed so that model init does not depend on whether data came from the cache.
         _seed_and_determinism(cfg)
         module = build_module(cfg, dm)
-        model = module.model
-        trainable, total = count_parameters(model)
+        trainable, total = count_parameters(module.model)
+        record.update(
+            environment=run_record.environment(),
+            data={"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
+                  "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
+                  "cleaning": dm.report.to_dict() if dm.report else None},
+            tokenizer=({"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)}
+                       if dm.tokenizer is not None else None),
+        )  # fmt: skip
 
-        manifest.update({
-            "environment": run_record.environment(),
-            "data": {"dataset": cfg.data.dataset, "fingerprint": dm.data_fingerprint, "cache_key": dm.cache_key,
-                     "cache_hit": dm.cache_hit, "splits": dm.split_sizes(), "labels": dm.label_names,
-                     "cleaning": dm.report.to_dict() if dm.report else None},
-            "tokenizer": ({"fingerprint": dm.tokenizer_fingerprint, "source": str(dm.tokenizer.name_or_path)}
-                          if dm.tokenizer is not None else None),
-        })  # fmt: skip
-        run_record.write_json(out / "manifest.json", manifest)
-
-        t = cfg.trainer
-        checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=t.monitor, mode=t.mode,
-                                     save_top_k=1, save_weights_only=True, auto_insert_metric_name=False)  # fmt: skip
-        callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=t.monitor, mode=t.mode, patience=t.patience),
-                                RichProgressBar(console_kwargs={"file": console.file})]  # fmt: skip
-        if cfg.prune.ratio > 0:
-            callbacks.append(ScheduledPruning(module.prunable(), cfg.prune.ratio, cfg.prune.epochs))
-        callbacks.extend(extra_callbacks or [])
-
-        tags = [cfg.data.dataset, cfg.task]
         wandb_logger = tracking.make_logger(
-            cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, tags
+            cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, [cfg.data.dataset, cfg.task]
         )
+        record.logger = wandb_logger
+        record.update(tracking={"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
+                                "run_id": wandb_logger.experiment.id if wandb_logger else None,
+                                "url": wandb_logger.experiment.url if wandb_logger else None})  # fmt: skip
         loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
         if wandb_logger is not None:
             loggers.append(wandb_logger)
-        manifest["tracking"] = {"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
-                                "run_id": wandb_logger.experiment.id if wandb_logger else None,
-                                "url": wandb_logger.experiment.url if wandb_logger else None}  # fmt: skip
-        run_record.write_json(out / "manifest.json", manifest)
 
-        batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
-        trainer = pl.Trainer(
-            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-            deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
-            limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-            gradient_clip_val=cfg.optim.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
-        )  # fmt: skip
-        fit_start = time.time()
-        try:
-            try:
-                trainer.fit(module, datamodule=dm)
-            except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
-                raise KeyboardInterrupt from exc
-            fit_s = time.time() - fit_start
-            if trainer.interrupted:
-                raise KeyboardInterrupt
-            # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
-            # evaluation passes below as one more epoch.
-            trainer.callbacks = [
-                c for c in trainer.callbacks if not any(c is x for x in extra_callbacks or [])
-            ]
-            best_epoch = _load_best(module, checkpoint.best_model_path)
-            # every val/ metric of the chosen checkpoint (not only the monitored one), then test
-            (val,) = trainer.validate(module, datamodule=dm, verbose=False)
-            (test,) = trainer.test(module, datamodule=dm, verbose=False)
-        except BaseException as exc:
-            _mark_failed(out, manifest, exc)
-            tracking.finish(wandb_logger, {"status": manifest["status"]}, exit_code=1)
-            raise
+        trainer, checkpoint = _build_trainer(cfg, module, dm, out, console, loggers, extra_callbacks)
+        metrics, best_epoch, fit_s = _fit_and_evaluate(trainer, checkpoint, module, dm, extra_callbacks)
 
-        metrics: dict[str, Any] = {k: float(v) for k, v in sorted({**val, **test}.items())}
         metrics.update(module.final_metrics())
         metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG
         metrics.update({
@@ -246,16 +212,12 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             "model/sparsity": round(module.sparsity(), 6),
             "model/latency_ms": round(_latency_ms(module, dm), 3),
         })  # fmt: skip
-        if t.save_weights:
+        if cfg.trainer.save_weights:
             save_model(module.model, str(out / "model.safetensors"))
             metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)
-            manifest["weights_sha256"] = sha256_file(out / "model.safetensors")
+            record.update(weights_sha256=sha256_file(out / "model.safetensors"))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the safetensors file replaces it
         metrics.update({"time/data_prep_s": round(prep_s, 3), "time/fit_s": round(fit_s, 3),
                         "time/total_s": round(time.time() - started, 3)})  # fmt: skip
-
-        manifest.update({"status": "completed", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        run_record.write_json(out / "manifest.json", manifest)
-        tracking.finish(wandb_logger, metrics)
-        run_record.write_json(out / "metrics.json", metrics)  # last: its presence marks a completed run
+        record.complete(metrics)
         return metrics
