@@ -137,28 +137,35 @@ def compare(
     ascending: Annotated[bool, typer.Option("--ascending", help="Sort ascending instead.")] = False,
     filter_: Annotated[list[str] | None, typer.Option("--filter", help="Keep rows where e.g. 'val/f1>0.8'.")] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N rows.")] = None,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write every column as CSV.")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", help="Metric columns, globs: 'val/*,test/f1'.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Every metric and fact column.")] = False,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
     runs_dir: RunsDir = None,
 ) -> None:  # fmt: skip
-    """Runs side by side: the parameters that differ, val/test metrics, duration, size, sparsity."""
+    """Runs side by side: the parameters that differ, the objective (or monitored metric) on val and
+    test, duration, trainable parameters and size; --metrics or --all for more."""
     from experiments import run_record
-    from experiments.compare import collect, fmt_value, table_rows, write_csv
+    from experiments.compare import fmt_value, resolve, short_names, study_objectives, table_rows, write_csv
 
     root = run_record.runs_root(runs_dir)
-    records = collect(targets, root, storage)
+    records, studies = resolve(targets, root, storage)
     if not records:
         console.print("No completed runs to compare.")
         return
-    columns, rows = table_rows(records, sort=sort, ascending=ascending, filters=filter_ or [], top=top)
-    table = Table(title=f"{len(rows)} of {len(records)} run(s)")
+    patterns = [p.strip() for p in metrics.split(",") if p.strip()] if metrics else None
+    columns, rows = table_rows(records, sort=sort, ascending=ascending, filters=filter_ or [], top=top,
+                               metrics=patterns, objectives=study_objectives(studies) or None,
+                               show_all=show_all)  # fmt: skip
+    headers = short_names(columns)
+    table = Table(title=f"{len(rows)} of {len(records)} run(s)", padding=(0, 1), collapse_padding=True)
     for col in columns:
-        table.add_column(col, overflow="fold", no_wrap=col == "experiment_id")
+        table.add_column(headers[col], overflow="fold", no_wrap=col == "experiment_id")
     for row in rows:
         table.add_row(*(fmt_value(row.get(c)) for c in columns))
-    _wide(max(160, 14 * len(columns))).print(table)
+    _wide(max(160, 14 * len(columns)) if show_all else 120).print(table)
     if csv_path:
-        write_csv(csv_path, columns, rows)
+        write_csv(csv_path, list(rows[0]) if rows else columns, rows)
         console.print(f"Wrote {csv_path}")
 
 
@@ -302,8 +309,12 @@ def sweep(
                       + (f", {sw.budget.timeout:g} s" if sw.budget.timeout else "")
                       + f"; storage {storage_url(sw, root).split('://')[0]}")  # fmt: skip
         console.print(f"base experiment id: {base_experiment_id(sw)}")
+        for note in sw.notes:
+            console.print(f"note: {note}")
         return
-    run_sweep(sweep_file, root, workers=workers, devices_per_trial=devices_per_trial, n_trials=n_trials,
+    for note in sw.notes:
+        console.print(f"note: {note}")
+    run_sweep(sw, root, workers=workers, devices_per_trial=devices_per_trial, n_trials=n_trials,
               console=console)  # fmt: skip
 
 

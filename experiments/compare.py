@@ -1,13 +1,16 @@
 """`ecomlab compare`: the chosen runs (or every run of a study) side by side.
 
-Only the parameters that differ between the runs are shown, next to their metrics, duration,
-trainable parameters, sparsity, model size and best epoch.
+By default the table fits a terminal: the parameters that differ between the runs, the study's
+objective(s) or the runs' monitored metric with its test counterpart, duration, trainable parameters
+and model size. `--metrics 'val/*,test/f1'` picks other metrics, `--all` shows every column; the CSV
+always keeps every column.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import fnmatch
 import operator
 import re
 from pathlib import Path
@@ -17,6 +20,7 @@ from experiments import run_record
 from experiments.core.errors import EcomlabError
 
 SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
+DEFAULT_FACTS = ("time/total_s", "model/trainable_params", "model/size_mb")
 OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt,
        "<": operator.lt, "=": operator.eq}  # fmt: skip
 FILTER = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
@@ -101,33 +105,94 @@ def parse_filter(expr: str) -> tuple[str, Any, float | str]:
     return name, OPS[op], value
 
 
+def study_objectives(studies: list[Any]) -> list[str]:
+    """The objective metric names of the studies, in order, without repeats."""
+    names: list[str] = []
+    for st in studies:
+        for m in st.user_attrs.get("metrics", []):
+            if m.get("name") and m["name"] not in names:
+                names.append(m["name"])
+    return names
+
+
+def metric_columns(records: list[run_record.RunRecord], patterns: list[str] | None = None,
+                   objectives: list[str] | None = None, show_all: bool = False) -> list[str]:  # fmt: skip
+    """The metric columns to show: all, those matching `patterns`, or the objectives (default: each
+    run's `trainer.monitor`) each followed by its test counterpart."""
+    available = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
+    if show_all:
+        return available
+    if patterns:
+        for pat in patterns:
+            if not any(fnmatch.fnmatchcase(m, pat) for m in available):
+                raise EcomlabError(f"--metrics {pat!r}: matches no metric of these runs; they have "
+                                   f"{', '.join(available) or 'none'}")  # fmt: skip
+        return [m for m in available if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
+    primary = objectives or [r.config.get("trainer", {}).get("monitor", "val/f1") for r in records]
+    cols: list[str] = []
+    for name in primary:
+        pair = [name, "test/" + name.split("/", 1)[1]] if name.startswith("val/") else [name]
+        cols.extend(c for c in pair if c not in cols and (c == name or c in available))
+    return cols
+
+
 def table_rows(records: list[run_record.RunRecord], sort: str | None = None, ascending: bool = False,
-               filters: list[str] | None = None, top: int | None = None) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
-    """(columns, rows): differing parameters, then val/test metrics, then the run facts."""
+               filters: list[str] | None = None, top: int | None = None, metrics: list[str] | None = None,
+               objectives: list[str] | None = None,
+               show_all: bool = False) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+    """(columns to show, rows). Rows hold every column (what the CSV writes, and what --sort and
+    --filter may name); the columns are the differing parameters, the chosen metrics and facts."""
     params = differing(records)
-    metric_names = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
-    columns = ["experiment_id", "status", *params, *metric_names, *SHOWN]
+    every_metric = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
+    extra = [
+        m for m in (objectives or []) if m not in every_metric and m not in SHOWN
+    ]  # e.g. model/latency_ms
+    all_columns = ["experiment_id", "status", *params, *every_metric, *extra, *SHOWN]
+    if show_all:
+        columns = all_columns
+    else:
+        facts = [f for f in DEFAULT_FACTS if f not in (objectives or [])]
+        columns = ["experiment_id", *params, *metric_columns(records, metrics, objectives), *facts]
     rows = []
     for r in records:
         flat, m = flatten(r.config), r.metrics or {}
         row = {"experiment_id": r.exp_id, "status": r.manifest.get("status", "?")}
         row.update({p: flat.get(p) for p in params})
-        row.update({k: m.get(k) for k in (*metric_names, *SHOWN)})
+        row.update({k: m.get(k) for k in (*every_metric, *extra, *SHOWN)})
         rows.append(row)
     for expr in filters or []:
         name, op, value = parse_filter(expr)
-        if name not in columns:
-            raise EcomlabError(f"--filter {expr!r}: no column {name!r}; columns: {', '.join(columns)}")
+        if name not in all_columns:
+            raise EcomlabError(f"--filter {expr!r}: no column {name!r}; columns: {', '.join(all_columns)}")
         rows = [r for r in rows if r.get(name) is not None and _compare(op, r[name], value)]
     if sort:
-        if sort not in columns:
-            raise EcomlabError(f"--sort {sort!r}: no column {sort!r}; columns: {', '.join(columns)}")
+        if sort not in all_columns:
+            raise EcomlabError(f"--sort {sort!r}: no column {sort!r}; columns: {', '.join(all_columns)}")
         present = [r for r in rows if r.get(sort) is not None]
         missing = [r for r in rows if r.get(sort) is None]
         rows = sorted(present, key=lambda r: r[sort], reverse=not ascending) + missing
     if top is not None:
         rows = rows[:top]
     return columns, rows
+
+
+def short_names(columns: list[str]) -> dict[str, str]:
+    """Table headers: each dot-path parameter by its shortest suffix that no other column shares
+    (`optim.lr` -> `lr`, `model.tiny.hidden` -> `tiny.hidden` next to `head.hidden`)."""
+    out = {}
+    dotted = [c for c in columns if "." in c and "/" not in c]
+    for c in columns:
+        if c not in dotted:
+            out[c] = {"experiment_id": "id", "time/total_s": "time s", "model/trainable_params": "trainable",
+                      "model/size_mb": "MB"}.get(c, c)  # fmt: skip
+            continue
+        parts = c.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            if sum(1 for d in dotted if d == suffix or d.endswith("." + suffix)) == 1:
+                out[c] = suffix
+                break
+    return out
 
 
 def _compare(op: Any, left: Any, right: float | str) -> bool:

@@ -59,7 +59,7 @@ def trial_experiment(sw: Sweep, values: dict[str, Any]) -> ExperimentConfig:
     if sw.entity:
         tracking["entity"] = sw.entity
     first = sw.objectives[0]
-    if first.name in per_epoch_metrics(validate(raw).task):
+    if first.name in per_epoch_metrics(sw.base_task):
         trainer = raw.setdefault("trainer", {})
         trainer["monitor"] = first.name
         trainer["mode"] = "max" if first.goal == "maximize" else "min"
@@ -193,6 +193,18 @@ def effective_budget(sw: Sweep, n_trials: int | None = None) -> int | None:
     return budget
 
 
+def target_reached(study: Any, sw: Sweep) -> bool:
+    """Whether a complete trial reached the single objective's `target` (W&B's metric.target)."""
+    target = sw.objectives[0].target
+    if target is None or sw.multi_objective:
+        return False
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    maximize = sw.objectives[0].goal == "maximize"
+    return any(t.value is not None and (t.value >= target if maximize else t.value <= target) for t in done)
+
+
 def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float | None,
                n_trials: int | None = None, console: Console | None = None) -> int:  # fmt: skip
     """One worker: claim and run trials until the study has its finished trials or time is up."""
@@ -214,6 +226,9 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
         finished = sum(counts.get(s, 0) for s in FINISHED)
         running = counts.get("RUNNING", 0)
         if budget is not None and finished >= budget:
+            lock.release()
+            break
+        if target_reached(study, sw):  # W&B's metric.target: no new trial once one reached it
             lock.release()
             break
         if budget is not None and finished + running >= budget:
@@ -279,13 +294,15 @@ def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[st
     return [[str(i * per_trial + j) for j in range(per_trial)] for i in range(workers)]
 
 
-def run_sweep(sweep_file: Path, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
+def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
               n_trials: int | None = None, console: Console | None = None) -> Any:  # fmt: skip
-    """Start `workers` processes on the study and show a live view until they are done."""
+    """Start `workers` processes on the study and show a live view until they are done. `sweep_file`
+    may be the already loaded Sweep (the CLI loads and checks it once)."""
     from rich.live import Live
 
     console = console or Console()
-    sw = load_sweep(sweep_file)
+    sw = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
+    sweep_file = sw.source
     study = create_study(sw, runs_root)
     budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None

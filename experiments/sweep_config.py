@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,12 @@ class _Strict(BaseModel):
 
 class MetricSpec(_Strict):
     name: str = Field(..., description="Metric from the run record, e.g. val/f1 or model/trainable_params.")
-    goal: Literal["maximize", "minimize"] = Field("maximize", description="Direction of the search.")
+    goal: Literal["maximize", "minimize"] | None = Field(
+        None, description="Direction of the search (default maximize; minimize in a W&B-style file, as W&B)."
+    )
+    target: float | None = Field(
+        None, description="W&B: once a finished trial reaches it, no new trial starts (single objective)."
+    )
 
 
 class SamplerSpec(_Strict):
@@ -98,6 +103,7 @@ class SweepFile(_Strict):
     early_terminate: EarlyTerminate | None = None
     program: str | None = Field(None, description="W&B key; ignored (trials run train(cfg)).")
     command: list[Any] | None = Field(None, description="W&B key; ignored.")
+    run_cap: int | None = Field(None, ge=1, description="W&B: the most trials; the same as budget.n_trials.")
     project: str | None = Field(None, description="W&B project for the trials.")
     entity: str | None = Field(None, description="W&B entity for the trials.")
 
@@ -114,15 +120,18 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     value: Any = None
+    note: str | None = None  # how a W&B distribution was approximated, if it was
 
     def describe(self) -> str:
         if self.kind == "fixed":
-            return f"= {self.value!r}"
-        if self.kind == "categorical":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        scale = " log" if self.log else ""
-        step = f" step {self.step:g}" if self.step else ""
-        return f"{self.kind}{scale} [{self.low:g}, {self.high:g}]{step}"
+            text = f"= {self.value!r}"
+        elif self.kind == "categorical":
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            scale = " log" if self.log else ""
+            step = f" step {self.step:g}" if self.step else ""
+            text = f"{self.kind}{scale} [{self.low:g}, {self.high:g}]{step}"
+        return text + (f" (approximated: {self.note})" if self.note else "")
 
     def probe_values(self) -> list[Any]:
         """Values to try against the experiment config before the first trial."""
@@ -153,6 +162,8 @@ class Sweep:
     params: list[Param]
     project: str | None = None
     entity: str | None = None
+    base_task: str = "text_classification"  # the validated base config's task (checked once, in load_sweep)
+    notes: list[str] = field(default_factory=list)  # W&B keys ignored or approximated, one line each
 
     @property
     def multi_objective(self) -> bool:
@@ -168,8 +179,86 @@ class Sweep:
         return set_values(self.base, {**fixed, **values})
 
 
-_WANDB_DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform_values",
-                        "q_log_uniform_values"}  # fmt: skip
+# W&B's distributions -> the nearest Optuna one. `min`/`max` of log_uniform, q_log_uniform and
+# inv_log_uniform are natural-log bounds (W&B's convention); the `_values` variants take the values.
+_WANDB_DISTRIBUTIONS = (
+    "constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values",
+    "q_log_uniform", "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values", "normal", "q_normal",
+    "log_normal", "q_log_normal", "beta", "q_beta",
+)  # fmt: skip
+_NO_LOG_STEP = "q rounding dropped (Optuna samples a log range or a stepped one, not both)"
+
+
+def _from_wandb(
+    dist: str, spec: dict[str, Any], where: str, problems: list[str]
+) -> tuple[dict[str, Any], str | None] | None:
+    """A W&B distribution as a native spec (type, low, high, log, step) and what was approximated."""
+    if dist in ("constant", "categorical"):
+        problems.append(f"{where}: distribution {dist} needs {'value' if dist == 'constant' else 'values'}")
+        return None
+    q = spec.get("q", 1)
+    nums = {k: spec[k] for k in ("min", "max", "mu", "sigma", "a", "b", "q") if k in spec}
+    if bad := [k for k, v in nums.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]:
+        problems.append(f"{where}.{bad[0]}: must be a number (got {nums[bad[0]]!r})")
+        return None
+    lo, hi = spec.get("min"), spec.get("max")
+    if dist in ("int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform",
+                "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values") and (lo is None or hi is None):  # fmt: skip
+        problems.append(f"{where}: distribution {dist} needs min and max")
+        return None
+    if dist == "int_uniform":
+        return {"type": "int", "low": lo, "high": hi}, None
+    if dist == "uniform":
+        return {"type": "float", "low": lo, "high": hi}, None
+    if dist == "q_uniform":
+        note = (
+            None
+            if float(lo / q).is_integer()
+            else f"Optuna's grid starts at min ({lo:g}), W&B rounds to multiples of q ({q:g})"
+        )
+        return {"type": "float", "low": lo, "high": hi, "step": q}, note
+    if dist in ("log_uniform", "q_log_uniform"):
+        return {"type": "float", "low": math.exp(lo), "high": math.exp(hi), "log": True}, (
+            _NO_LOG_STEP if dist.startswith("q_") else None)  # fmt: skip
+    if dist in ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"):
+        return {"type": "float", "low": lo, "high": hi, "log": True}, (
+            _NO_LOG_STEP if dist.startswith("q_") else None
+        )
+    if dist == "inv_log_uniform":  # log(1/X) uniform on [min, max]: X log-uniform on [e^-max, e^-min]
+        return {"type": "float", "low": math.exp(-hi), "high": math.exp(-lo), "log": True}, None
+    mu, sigma = spec.get("mu", 0.0), spec.get("sigma", 1.0)
+    if dist in ("normal", "q_normal", "log_normal", "q_log_normal") and sigma <= 0:
+        problems.append(f"{where}.sigma: must be > 0 (got {sigma!r})")
+        return None
+    if dist in ("normal", "q_normal"):
+        native = {"type": "float", "low": mu - 3 * sigma, "high": mu + 3 * sigma}
+        if dist == "q_normal":
+            native["step"] = q
+        return native, "uniform on mu +- 3 sigma (Optuna has no normal distribution)"
+    if dist in ("log_normal", "q_log_normal"):
+        note = "log-uniform on exp(mu +- 3 sigma) (Optuna has no log-normal distribution)"
+        return {"type": "float", "low": math.exp(mu - 3 * sigma), "high": math.exp(mu + 3 * sigma), "log": True}, (
+            note + ("; " + _NO_LOG_STEP if dist == "q_log_normal" else ""))  # fmt: skip
+    # beta, q_beta: on [0, 1]
+    a, b = spec.get("a", 1.0), spec.get("b", 1.0)
+    native = {"type": "float", "low": 0.0, "high": 1.0}
+    if dist == "q_beta":
+        native["step"] = q
+    return (
+        native,
+        None if a == b == 1 else f"uniform on [0, 1] (Optuna has no beta distribution; a={a:g}, b={b:g})",
+    )
+
+
+def flatten_parameters(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """W&B's nested parameters (`optim: {parameters: {lr: {...}}}`) as dot-paths (`optim.lr`)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and set(value) == {"parameters"} and isinstance(value["parameters"], dict):
+            out.update(flatten_parameters(value["parameters"], f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param | None:
@@ -177,27 +266,31 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
         return Param(path, "fixed", value=spec)  # `optim.lr: 1e-4` pins a value
     spec = dict(spec)
     known = {"type", "low", "high", "log", "step", "choices", "value", "values", "distribution", "min", "max",
-             "q", "description"}  # fmt: skip
+             "q", "mu", "sigma", "a", "b", "probabilities", "description"}  # fmt: skip
     if unknown := sorted(set(spec) - known):
         problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
         return None
     dist = spec.get("distribution")
     kind = spec.get("type")
+    note = None
     if dist is not None and dist not in _WANDB_DISTRIBUTIONS:
-        problems.append(f"{where}.distribution: {dist!r} is not supported; use one of "
-                        f"{', '.join(sorted(_WANDB_DISTRIBUTIONS))}")  # fmt: skip
+        problems.append(f"{where}.distribution: {dist!r} is not a W&B distribution; use one of "
+                        f"{', '.join(_WANDB_DISTRIBUTIONS)}")  # fmt: skip
         return None
     # W&B spelling -> native
     if "value" in spec and kind is None and dist in (None, "constant"):
         return Param(path, "fixed", value=spec["value"])
-    if "values" in spec and kind is None:
+    if "values" in spec and kind is None and dist in (None, "categorical"):
         kind, spec["choices"] = "categorical", spec["values"]
-    if dist is not None and kind is None:
-        kind = {"categorical": "categorical", "int_uniform": "int", "uniform": "float", "q_uniform": "float",
-                "log_uniform_values": "float", "q_log_uniform_values": "float", "constant": "fixed"}[dist]  # fmt: skip
-        spec.setdefault("log", dist in ("log_uniform_values", "q_log_uniform_values"))
-        if "q" in spec:
-            spec.setdefault("step", spec["q"])
+        if "probabilities" in spec:
+            note = "probabilities ignored: Optuna draws the values without weights"
+    elif dist is not None and kind is None:
+        converted = _from_wandb(dist, spec, where, problems)
+        if converted is None:
+            return None
+        native, note = converted
+        spec = {**{k: v for k, v in spec.items() if k not in ("min", "max", "q")}, **native}
+        kind = spec["type"]
     if "min" in spec or "max" in spec:
         spec.setdefault("low", spec.get("min"))
         spec.setdefault("high", spec.get("max"))
@@ -214,7 +307,7 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
         if not isinstance(choices, list) or not choices:
             problems.append(f"{where}.choices: must be a non-empty list")
             return None
-        return Param(path, "categorical", choices=tuple(choices))
+        return Param(path, "categorical", choices=tuple(choices), note=note)
     if kind == "fixed":
         return Param(path, "fixed", value=spec.get("value"))
     if kind not in ("float", "int"):
@@ -249,7 +342,7 @@ def _parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param
     if step is not None and log:
         problems.append(f"{where}: step and log cannot be combined (Optuna samples either)")
         return None
-    return Param(path, kind, low=low, high=high, log=log, step=step)
+    return Param(path, kind, low=low, high=high, log=log, step=step, note=note)
 
 
 def _allowed_metrics(task: str) -> list[str]:
@@ -318,9 +411,23 @@ def load_sweep(path: str | Path) -> Sweep:
     # objectives
     if spec.metric and spec.metrics:
         problems.append("metric / metrics: give one of them, not both")
-    objectives = spec.metrics or ([spec.metric] if spec.metric else [])
+    notes: list[str] = []
+    wandb_style = spec.method is not None or spec.program is not None
+    default_goal = "minimize" if wandb_style else "maximize"
+    objectives = [m if m.goal else m.model_copy(update={"goal": default_goal})
+                  for m in (spec.metrics or ([spec.metric] if spec.metric else []))]  # fmt: skip
     if not objectives:
         problems.append("metric: required (e.g. {name: val/f1, goal: maximize})")
+    elif wandb_style and any(m.goal is None for m in (spec.metrics or [spec.metric])):
+        notes.append("metric.goal: not given, so minimize (W&B's default)")
+    if any(m.target is not None for m in objectives) and len(objectives) > 1:
+        problems.append(
+            "metrics[].target: a target stops a single-objective sweep; drop it or use one metric"
+        )
+    for key, why in (("program", "trials call train(cfg) in the worker, not a script"),
+                     ("command", "trials call train(cfg) in the worker, not a command line")):  # fmt: skip
+        if getattr(spec, key) is not None:
+            notes.append(f"{key}: ignored ({why})")
     task = base_cfg.task if base_cfg else next(iter(TASKS))  # the default task when the base is broken
     allowed = _allowed_metrics(task)
     for i, m in enumerate(objectives):
@@ -343,7 +450,15 @@ def load_sweep(path: str | Path) -> Sweep:
             problems.append("early_terminate: conflicts with pruner.type; give one of them")
         pruner_type = "hyperband"
         et = spec.early_terminate
-        pruner = pruner.model_copy(update={"min_resource": et.min_iter or pruner.min_resource,
+        min_iter = et.min_iter
+        if min_iter is None and et.max_iter is not None and et.s is not None:
+            min_iter = max(1, et.max_iter // et.eta**et.s)  # W&B: max_iter with s brackets
+        elif et.s is not None:
+            notes.append("early_terminate.s: ignored beside min_iter (Optuna's Hyperband builds its brackets "
+                         "from min_resource, max_resource and eta)")  # fmt: skip
+        if et.strict:
+            notes.append("early_terminate.strict: ignored (Optuna's Hyperband has no strict mode)")
+        pruner = pruner.model_copy(update={"min_resource": min_iter or pruner.min_resource,
                                            "max_resource": et.max_iter or pruner.max_resource,
                                            "reduction_factor": et.eta})  # fmt: skip
     chosen = pruner_type is not None  # named in the file (or by early_terminate), not the default
@@ -354,12 +469,17 @@ def load_sweep(path: str | Path) -> Sweep:
     if pruner_type != "none" and objectives and not objectives[0].name.startswith("val/"):
         problems.append(f"pruner.type: pruning needs a per-epoch val/ metric, not {objectives[0].name!r}; "
                         "use pruner.type: none")  # fmt: skip
-    if not spec.budget.n_trials and not spec.budget.timeout:
+    budget = spec.budget
+    if spec.run_cap is not None:
+        if "budget" in raw and "n_trials" in (raw.get("budget") or {}):
+            problems.append("run_cap: W&B's budget and budget.n_trials are the same; give one of them")
+        budget = budget.model_copy(update={"n_trials": spec.run_cap})
+    if not budget.n_trials and not budget.timeout:
         problems.append("budget: give n_trials and/or timeout")
 
     # parameters: shape, then each value against the experiment config
     params: list[Param] = []
-    for key, value in spec.parameters.items():
+    for key, value in flatten_parameters(spec.parameters).items():
         where = f"parameters.{key}"
         parts = key.split(".")
         if not all(p.isidentifier() for p in parts):
@@ -396,6 +516,8 @@ def load_sweep(path: str | Path) -> Sweep:
         if pruner.min_resource >= last:
             problems.append(f"pruner.min_resource: {pruner.min_resource} is not below {what}, so {pruner_type} "
                             "would never stop a trial; lower it or give the trials more epochs")  # fmt: skip
+    if base_cfg is None and not problems:
+        problems.append("base: the experiment config is empty")
     # de-duplicate while keeping order
     seen: set[str] = set()
     problems = [p for p in problems if not (p in seen or seen.add(p))]
@@ -404,6 +526,6 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(
         name=spec.name or path.stem, source=path, base=base, objectives=list(objectives), sampler=sampler,
         sampler_seed=spec.sampler.seed, sampler_startup=spec.sampler.n_startup_trials, pruner=pruner,
-        pruner_type=pruner_type, budget=spec.budget, storage=spec.storage, faults=spec.faults, params=params,
-        project=spec.project, entity=spec.entity,
+        pruner_type=pruner_type, budget=budget, storage=spec.storage, faults=spec.faults, params=params,
+        project=spec.project, entity=spec.entity, base_task=base_cfg.task, notes=notes,
     )  # fmt: skip

@@ -34,7 +34,15 @@ def test_only_the_parameters_that_differ_are_shown(tmp_path: Path, two_runs: lis
     columns, rows = table_rows(records)
     params = [c for c in columns if "." in c]
     assert params == ["optim.lr"]  # not seed, data.path, model.backbone, ...
-    assert {"val/f1", "test/acc", "best_epoch", "model/trainable_params", "model/sparsity"} <= set(columns)
+    # by default: the monitored metric and its test twin, duration, trainable parameters, size
+    assert columns == ["experiment_id", "optim.lr", "val/f1", "test/f1", "time/total_s", "model/trainable_params",
+                       "model/size_mb"]  # fmt: skip
+    everything, _ = table_rows(records, show_all=True)
+    assert {"val/f1", "test/acc", "best_epoch", "model/trainable_params", "model/sparsity"} <= set(everything)
+    picked, _ = table_rows(records, metrics=["val/*", "test/f1"])
+    assert "val/acc" in picked and "test/f1" in picked and "test/acc" not in picked
+    with pytest.raises(EcomlabError, match="matches no metric"):
+        table_rows(records, metrics=["val/auc*"])
     assert [r["optim.lr"] for r in rows] == [1e-3, 3e-3]
 
 
@@ -75,3 +83,35 @@ def test_a_study_name_compares_all_its_runs(tmp_path: Path) -> None:
     assert all(r.exp_id in {x.exp_id for x in run_record.list_records(tmp_path / "runs")} for r in records)
     columns, _ = table_rows(records)
     assert "optim.lr" in columns and "tracking.group" not in columns
+
+
+def test_ten_runs_with_four_differing_parameters_fit_120_columns(tmp_path: Path) -> None:
+    """Run records as `train` writes them (config.yaml, manifest.json, metrics.json), ten of them."""
+    import json
+
+    import yaml
+
+    runs = tmp_path / "runs"
+    ids = []
+    for i in range(10):
+        raw = tiny_config(optim={"lr": 1e-4 * (i + 1), "weight_decay": 0.01 * i, "warmup": 0.01 * i},
+                          model={"hidden_dropout": 0.05 * (i % 3)})  # fmt: skip
+        cfg = validate(raw)
+        exp_id = experiment_id(cfg)
+        ids.append(exp_id)
+        (runs / exp_id).mkdir(parents=True)
+        (runs / exp_id / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        (runs / exp_id / "manifest.json").write_text(json.dumps({"status": "completed"}))
+        metrics = {"val/f1": 0.8 + i / 100, "test/f1": 0.79 + i / 100, "val/acc": 0.81, "test/acc": 0.8,
+                   "time/total_s": 123.456, "model/trainable_params": 22_713_218, "model/size_mb": 90.873,
+                   "model/sparsity": 0.0, "best_epoch": 2}  # fmt: skip
+        (runs / exp_id / "metrics.json").write_text(json.dumps(metrics))
+    result = runner.invoke(app, ["compare", *ids, "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 120, "\n".join(lines)
+    for exp_id in ids:  # one unfolded row per run
+        assert sum(exp_id in line for line in lines) == 1
+    header = next(line for line in lines if "weight_decay" in line)
+    for name in ("lr", "warmup", "hidden_dropout", "val/f1", "test/f1", "trainable", "MB"):
+        assert name in header, header
