@@ -99,7 +99,10 @@ def runs(runs_dir: RunsDir = None) -> None:
     from experiments.registry import TASKS
 
     root = run_record.runs_root(runs_dir)
-    records = run_record.list_records(root)
+    damaged: list[str] = []
+    records = run_record.list_records(root, damaged)
+    for why in damaged:
+        Console(stderr=True).print(f"[yellow]skipped:[/] {why}", highlight=False)
     if not records:
         console.print(f"No run records under {root}/. Start one with `ecomlab run`.")
         return

@@ -146,13 +146,27 @@ def read(root: Path, exp_id: str) -> RunRecord:
 
 
 def read_dir(path: Path) -> RunRecord:
-    config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
-    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else None
+    """A record read back; a damaged file is a RunRecordError that names it."""
+
+    def load(name: str, parse: Any) -> Any:
+        f = path / name
+        try:
+            return parse(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RunRecordError(f"Run record {path.name} is damaged: {f} cannot be read ({why}). "
+                                 "Delete the folder or run the experiment again with `ecomlab run --force`.") from None  # fmt: skip
+
+    config = load("config.yaml", yaml.safe_load) or {}
+    if not isinstance(config, dict):
+        raise RunRecordError(f"Run record {path.name} is damaged: {path / 'config.yaml'} is not a mapping.")
+    manifest = load("manifest.json", json.loads) if (path / "manifest.json").is_file() else {}
+    metrics = load("metrics.json", json.loads) if (path / "metrics.json").is_file() else None
     return RunRecord(path=path, config=config, manifest=manifest, metrics=metrics)
 
 
-def list_records(root: Path) -> list[RunRecord]:
+def list_records(root: Path, damaged: list[str] | None = None) -> list[RunRecord]:
+    """Every readable record under `root`; a damaged one is skipped (its error appended to `damaged`)."""
     if not root.is_dir():
         return []
     out = []
@@ -160,8 +174,9 @@ def list_records(root: Path) -> list[RunRecord]:
         if ID_PATTERN.match(p.name) and (p / "config.yaml").is_file():
             try:
                 out.append(read_dir(p))
-            except (OSError, ValueError, yaml.YAMLError):
-                continue  # a damaged record is skipped, not fatal to the listing
+            except RunRecordError as exc:
+                if damaged is not None:
+                    damaged.append(str(exc))
     return out
 
 
