@@ -91,7 +91,7 @@ def create_study(sw: Sweep, runs_root: Path, worker_index: int = 0) -> Any:
     study = optuna.load_study(study_name=sw.name, storage=storage, sampler=st.sampler(sw_seeded),
                               pruner=st.pruner(sw, base.trainer.max_epochs))  # fmt: skip
     if "metrics" not in study.user_attrs:
-        study.set_user_attr("metrics", [m.model_dump() for m in sw.objectives])
+        study.set_user_attr("metrics", [m.model_dump(exclude_none=True) for m in sw.objectives])
         study.set_user_attr("sweep_file", str(sw.source))
         study.set_user_attr("base_experiment_id", experiment_id(base))
     return study

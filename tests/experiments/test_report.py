@@ -92,6 +92,7 @@ def test_report_of_runs_without_a_study_and_unknown_targets(tmp_path: Path, stud
         build(["tinny"], tmp_path / "runs", tmp_path / "x.html")
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="Debian's chromium is not installed")  # fmt: skip
 def test_the_report_renders_offline_in_headless_chromium(tmp_path: Path, study) -> None:

@@ -53,8 +53,11 @@ def test_run_through_the_cli_writes_a_complete_record(tmp_path: Path) -> None:
     for key in ("test/acc", "test/acc_top3", "test/f1", "test/precision", "test/recall", "test/loss", "val/f1",
                 "val/threshold", "test/f1_at_threshold", "model/trainable_params", "model/sparsity", "best_epoch"):  # fmt: skip
         assert key in metrics, key
-    # two classes: the threshold is chosen on val and then applied to test
-    assert 0.0 <= metrics["val/threshold"] <= 1.0
+    # two classes: the threshold is chosen on val and then applied to test (the per-class report is of
+    # the thresholded predictions, so its accuracy is the at-threshold one)
+    assert 0.0 < metrics["val/threshold"] < 1.0
+    per_class = json.loads((rec / "per_class.json").read_text())
+    assert per_class["accuracy"] == pytest.approx(metrics["test/acc_at_threshold"])
     manifest = json.loads((rec / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["experiment_id"] == exp_id
     assert manifest["data"]["fingerprint"] and manifest["tokenizer"]["fingerprint"]
