@@ -28,8 +28,27 @@ class SplitDataLoaders(pl.LightningDataModule):
         bs = (
             self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
         )
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, collate_fn=ds.collate,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
+        sampler = self._shard(ds, shuffle)
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle if sampler is None else False, sampler=sampler,
+                          collate_fn=ds.collate, num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
+
+    def _shard(self, ds: Any, shuffle: bool) -> Any:
+        """On several devices, this rank's share: train shuffled and padded to equal shards (DDP needs
+        the same number of steps everywhere); val and test split without padding, so that the reduced
+        metrics count every example exactly once. None on one device."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.world_size <= 1:
+            return None
+        if shuffle:
+            from torch.utils.data.distributed import DistributedSampler
+
+            return DistributedSampler(ds, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True,
+                                      seed=int(getattr(self.cfg, "split_seed", 0)))  # fmt: skip
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        return UnrepeatedDistributedSampler(ds, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                            shuffle=False)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -37,7 +37,14 @@ class TrainerConfig(Group):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field(
         "auto", description="Lightning accelerator."
     )
-    devices: int = Field(1, ge=1, description="Devices per run.")
+    devices: int = Field(
+        1, ge=1, description="Devices per run (per node); the global batch is batch_size x devices."
+    )
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
+        "auto", description="Lightning strategy for several devices (auto: DDP when devices > 1)."
+    )
+    num_nodes: int = Field(1, ge=1, description="Machines one run spans (torchrun / SLURM set the ranks).")
+    accumulate_grad_batches: int = Field(1, ge=1, description="Batches whose gradients add up to one step.")
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field(
         "32-true", description="Lightning precision."
     )

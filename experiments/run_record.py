@@ -192,12 +192,17 @@ class RunRecordWriter:
 
     STALE = ("metrics.json", "metrics.csv", "model.safetensors", "checkpoints", "wandb")
 
-    def __init__(self, out: Path, exp_id: str, config: dict[str, Any], facts: dict[str, Any]) -> None:
+    def __init__(self, out: Path, exp_id: str, config: dict[str, Any], facts: dict[str, Any],
+                 enabled: bool = True) -> None:  # fmt: skip
         import shutil
         import time
 
         self.out = out
         self.logger: Any = None  # the W&B logger, once there is one
+        self.enabled = enabled  # False on every rank but 0 of a multi-device run: it writes nothing
+        self.manifest: dict[str, Any] = {}
+        if not enabled:
+            return
         for stale in self.STALE:
             p = out / stale
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -219,7 +224,8 @@ class RunRecordWriter:
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        write_json(self.out / "manifest.json", self.manifest)
+        if self.enabled:
+            write_json(self.out / "manifest.json", self.manifest)
 
     def update(self, **facts: Any) -> None:
         """Add facts to the manifest (data fingerprints, environment, tracking) and write it."""
@@ -235,7 +241,7 @@ class RunRecordWriter:
             raise
 
     def _failed(self, exc: BaseException) -> None:
-        if self.manifest.get("status") != "running":
+        if not self.enabled or self.manifest.get("status") != "running":
             return
         import optuna
 
@@ -248,6 +254,8 @@ class RunRecordWriter:
             tracking.finish(self.logger, {"status": status}, exit_code=1)
 
     def complete(self, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         import time
 
         from experiments import tracking

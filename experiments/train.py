@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -79,6 +80,17 @@ def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
     return statistics.median(times[3:]) * 1000
 
 
+def global_rank(cfg: ExperimentConfig) -> int:
+    """This process's rank in a multi-device run: 0 alone, or as Lightning's launcher, torchrun or
+    SLURM set it (RANK, else NODE_RANK x devices + LOCAL_RANK)."""
+    env = os.environ
+    if cfg.trainer.devices * cfg.trainer.num_nodes == 1:
+        return 0
+    if env.get("RANK"):
+        return int(env["RANK"])
+    return int(env.get("NODE_RANK", 0)) * cfg.trainer.devices + int(env.get("LOCAL_RANK", 0))
+
+
 def _build_trainer(cfg: ExperimentConfig, module: Any, dm: Any, out: Path, console: Console, loggers: list[Any],
                    extra_callbacks: list[Any]) -> tuple[Any, Any]:  # fmt: skip
     """The Lightning Trainer of a run and its best-checkpoint callback."""
@@ -98,6 +110,8 @@ def _build_trainer(cfg: ExperimentConfig, module: Any, dm: Any, out: Path, conso
     batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        strategy=t.strategy, num_nodes=t.num_nodes, accumulate_grad_batches=t.accumulate_grad_batches,
+        use_distributed_sampler=False,  # the DataModule shards itself: val/test see each example once
         deterministic=t.deterministic, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         gradient_clip_val=cfg.optim.grad_clip, log_every_n_steps=max(1, min(10, batches)), enable_model_summary=False,
@@ -161,11 +175,16 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
     exp_id = experiment_id(cfg)
     out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
     config = resolved(cfg)
+    # On K devices Lightning starts K-1 more processes that run this same function; only rank 0
+    # writes the record, the W&B run and the files after training.
+    primary = global_rank(cfg) == 0
     record = run_record.RunRecordWriter(out, exp_id, config, {
         "seeds": {"seed": cfg.seed, "split_seed": cfg.data.split_seed},
         "deterministic": cfg.trainer.deterministic,
         "assets": _asset_hashes(cfg),
-    })  # fmt: skip
+        "devices": {"accelerator": cfg.trainer.accelerator, "devices": cfg.trainer.devices,
+                    "num_nodes": cfg.trainer.num_nodes, "strategy": cfg.trainer.strategy},
+    }, enabled=primary)  # fmt: skip
 
     with record.recording():
         _seed_and_determinism(cfg)
@@ -188,9 +207,11 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
                        if dm.tokenizer is not None else None),
         )  # fmt: skip
 
-        wandb_logger = tracking.make_logger(
-            cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, [cfg.data.dataset, cfg.task]
-        )
+        wandb_logger = None
+        if primary:
+            wandb_logger = tracking.make_logger(
+                cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, [cfg.data.dataset, cfg.task]
+            )
         record.logger = wandb_logger
         record.update(tracking={"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
                                 "run_id": wandb_logger.experiment.id if wandb_logger else None,
@@ -201,6 +222,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
 
         trainer, checkpoint = _build_trainer(cfg, module, dm, out, console, loggers, extra_callbacks)
         metrics, best_epoch, fit_s = _fit_and_evaluate(trainer, checkpoint, module, dm, extra_callbacks)
+        if not primary:
+            return metrics  # the same reduced val/test metrics as rank 0's; nothing written
+        dm.trainer = None  # after training, evaluate and measure on whole splits, not this rank's shard
 
         metrics.update(module.final_metrics())
         metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG

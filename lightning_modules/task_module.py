@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection, MinMetric
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 
 from lightning_modules.optimization import adamw_with_warmup
 from lightning_modules.task import TaskSpec
@@ -45,6 +45,8 @@ class TaskModule(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.monitor_best = MaxMetric() if self.spec.mode == "max" else MinMetric()
+        for stage in STAGES:  # the epoch loss on several devices (see _step)
+            setattr(self, f"{stage}_loss", MeanMetric())
 
     # --- what a task provides ------------------------------------------------------------------
     def metric_collection(self) -> MetricCollection:
@@ -77,14 +79,27 @@ class TaskModule(pl.LightningModule):
         out = self.raw_output(batch)
         loss = self.loss(out, batch)
         self.update_metrics(getattr(self, f"{stage}_metrics"), out.detach(), batch)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 batch_size=len(batch["labels"]))  # fmt: skip
+        n = len(batch["labels"])
+        if self.trainer.world_size > 1:
+            # On several devices the epoch loss is a torchmetrics mean (weighted by batch size, reduced
+            # in the epoch-end hook that every rank runs), not Lightning's sync_dist: rank 0's progress
+            # bar would start that reduction alone and wait for the other ranks forever.
+            getattr(self, f"{stage}_loss").update(loss.detach(), weight=n)
+            if stage == "train":
+                self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        else:
+            self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                     batch_size=n)  # fmt: skip
         return loss
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         metrics = getattr(self, f"{stage}_metrics")
         values = self.epoch_values(metrics.compute(), stage)
         metrics.reset()
+        if self.trainer.world_size > 1:
+            loss = getattr(self, f"{stage}_loss")
+            values[f"{stage}/loss_epoch" if stage == "train" else f"{stage}/loss"] = loss.compute()
+            loss.reset()
         self.log_dict(values)
         return values
 
