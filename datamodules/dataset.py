@@ -10,9 +10,9 @@ DataModules (text, price, click-log) do the heavy work identically for every dat
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
+import pkgutil
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,8 +88,7 @@ class DatasetConfig(Group):
 
     @classmethod
     def datamodule_class(cls) -> type:
-        module, _, name = cls.datamodule.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return pkgutil.resolve_name(cls.datamodule)
 
 
 class PriceDatasetConfig(DatasetConfig):

@@ -8,7 +8,7 @@ config from the registry without torch; its `module.py` holds the LightningModul
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -50,8 +50,7 @@ class TaskSpec:
         return f"{self.monitor}_best"
 
     def module_class(self) -> type[TaskModule]:
-        module, _, name = self.module.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return pkgutil.resolve_name(self.module)
 
 
 class TaskModule(Protocol):
