@@ -49,6 +49,29 @@ def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def _check_devices(cfg: Any, exp_id: str) -> None:
+    """A run recorded on more GPUs or nodes than this machine has stops here, saying what differs
+    (another device count would be another experiment: the global batch is batch x devices x nodes).
+    On CPU, gloo processes stand in for devices, so any count runs."""
+    t = cfg.trainer
+    if t.num_nodes > 1:
+        raise RunRecordError(f"Run {exp_id} trained on {t.num_nodes} nodes x {t.devices} devices; reproduce it "
+                             "the same way, under torchrun or SLURM on as many nodes (docs/cluster.md).")  # fmt: skip
+    if t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and t.devices > 1):
+        import torch
+
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if t.accelerator == "auto" and have == 0:
+            return  # auto on a machine without GPUs trains on CPU processes, as the original may have
+        if have < t.devices:
+            raise RunRecordError(
+                f"Run {exp_id} trained on {t.devices} GPU(s) (trainer.accelerator {t.accelerator}); this "
+                f"machine has {have}. Run it where {t.devices} GPUs are free; with `ecomlab run "
+                f"runs/{exp_id}/config.yaml --set trainer.devices={max(have, 1)}` it is a different "
+                "experiment (the global batch changes), not a reproduction."
+            )
+
+
 def reproduce(
     exp_id: str, runs_dir: str | Path | None = None, console: Console | None = None
 ) -> Reproduction:
@@ -65,6 +88,7 @@ def reproduce(
                       "it was edited after the run.")  # fmt: skip
     else:
         console.print(f"Recorded config: same config (it still hashes to {exp_id}).")
+    _check_devices(cfg, exp_id)
     threads = rec.manifest.get("environment", {}).get("torch_threads")
     if cfg.trainer.threads is None and threads:
         cfg.trainer.threads = threads  # CPU sums depend on the thread count; use the recorded one

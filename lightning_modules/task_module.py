@@ -50,6 +50,8 @@ class TaskModule(pl.LightningModule):
 
     # --- what a task provides ------------------------------------------------------------------
     def metric_collection(self) -> MetricCollection:
+        """The task's metrics. Pass `compute_groups=False` when members share states (F1, precision and
+        recall do): torchmetrics' compute groups reduce a shared state once per member under DDP."""
         raise NotImplementedError
 
     def raw_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -49,7 +49,9 @@ class TextClassificationModule(TaskModule):
             "f1": MulticlassF1Score(n, average="macro"),
             "precision": MulticlassPrecision(n, average="macro"),
             "recall": MulticlassRecall(n, average="macro"),
-        })  # fmt: skip
+        }, compute_groups=False)  # fmt: skip
+        # compute groups share one stat-scores state between f1, precision and recall; under DDP each
+        # member then reduced the shared state again, so val/f1 on 3 devices was not the split's F1
 
     @classmethod
     def from_config(cls, cfg: Any, dm: Any) -> TextClassificationModule:
