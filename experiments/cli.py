@@ -81,13 +81,23 @@ def _results_table(exp_id: str, metrics: dict) -> None:
 @app.command()
 def reproduce(
     exp_id: Annotated[str, typer.Argument(help="Experiment id (see `ecomlab runs`).")],
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage to fetch the record from "
+                       "(its study's artifact store) when it is not here; default $ECOMLAB_STORAGE.")] = None,
     runs_dir: RunsDir = None,
-) -> None:
+) -> None:  # fmt: skip
     """Re-run a recorded experiment and compare metrics and weights with the original."""
-    from experiments import run_record
+    from experiments import record_store, run_record
     from experiments.reproduce import reproduce as do_reproduce
 
     run_record.check_id(exp_id)
+    root = run_record.runs_root(runs_dir)
+    url = _use_storage(storage)
+    if (
+        url
+        and not (root / exp_id / "config.yaml").is_file()
+        and record_store.fetch_experiment(exp_id, root, url)
+    ):
+        console.print(f"Fetched record {exp_id} from the study's artifact store into {root / exp_id}")
     result = do_reproduce(exp_id, runs_dir, console=console)
     raise typer.Exit(0 if result.identical else 1)
 
@@ -152,7 +162,7 @@ def compare(
     from experiments.compare import fmt_value, resolve, short_names, study_objectives, table_rows, write_csv
 
     root = run_record.runs_root(runs_dir)
-    records, studies = resolve(targets, root, storage)
+    records, studies = resolve(targets, root, _use_storage(storage))
     if not records:
         console.print("No completed runs to compare.")
         return
@@ -185,7 +195,7 @@ def report(
     from experiments import run_record
     from experiments.report import build
 
-    rep = build(targets, run_record.runs_root(runs_dir), out, storage, png)
+    rep = build(targets, run_record.runs_root(runs_dir), out, _use_storage(storage), png)
     console.print(f"Wrote {out} ({len(rep.figures)} figure(s)" + (f", {len(rep.pngs)} PNG(s) in {png}" if png else "")
                   + ")")  # fmt: skip
     for slug, why in rep.skipped.items():
@@ -289,12 +299,21 @@ def sweep(
                                  help="GPUs per trial (default: the base config's trainer.devices).")] = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Override budget.n_trials.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate; print the search space; run nothing.")] = False,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL, overriding the file's "
+                       "(default $ECOMLAB_STORAGE); its password is never written anywhere.")] = None,
+    artifacts: Annotated[str | None, typer.Option("--artifacts", help="Artifact store for the trials' records: "
+                         "a shared folder or s3://bucket (default $ECOMLAB_ARTIFACTS, then the file's).")] = None,
     runs_dir: RunsDir = None,
 ) -> None:  # fmt: skip
     """Run (or resume) the Optuna study of a sweep file; every trial is a normal run with its own record."""
-    from experiments import run_record
+    import os
+
+    from experiments import record_store, run_record
     from experiments.sweep_config import load_sweep
 
+    _use_storage(storage)
+    if artifacts:
+        os.environ[record_store.ARTIFACTS_ENV] = artifacts  # the workers inherit it
     sw = load_sweep(sweep_file)
     root = run_record.runs_root(runs_dir)
     from experiments.sweep import base_experiment_id, run_sweep, storage_url
@@ -328,11 +347,27 @@ StorageOpt = Annotated[
 ]
 
 
+def _use_storage(storage: str | None) -> str | None:
+    """The storage URL a command uses: --storage, else $ECOMLAB_STORAGE, else None (the default).
+
+    A --storage URL moves into the environment (the workers of a sweep inherit it there, never on
+    their command line) and out of sys.argv, which run manifests and W&B's run metadata record, so
+    that its password is written nowhere."""
+    import os
+
+    from experiments.study import STORAGE_ENV, _redact
+
+    if storage:
+        os.environ[STORAGE_ENV] = storage
+        sys.argv = [_redact(a) if storage in a else a for a in sys.argv]
+    return os.environ.get(STORAGE_ENV) or None
+
+
 def _storage(storage: str | None, runs_dir: Path | None) -> str:
     from experiments import run_record
     from experiments.study import default_storage_url
 
-    return storage or default_storage_url(run_record.runs_root(runs_dir))
+    return _use_storage(storage) or default_storage_url(run_record.runs_root(runs_dir))
 
 
 @study_app.command("list")
@@ -390,6 +425,9 @@ def study_best(
     if export is None:
         show_study(st, console)
         return
+    from experiments import record_store
+
+    record_store.fetch_study(st, run_record.runs_root(runs_dir))  # its record may be on another machine
     exp_id = export_best(st, run_record.runs_root(runs_dir), export)
     console.print(f"Wrote {export} (experiment {exp_id}); run it with `ecomlab run {export}`.")
 

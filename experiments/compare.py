@@ -80,6 +80,10 @@ def _study_records(name: str, runs_root: Path, storage_url: str | None,
         raise EcomlabError(f"{name!r} is neither a run record under {runs_root}/ nor a study in the storage."
                            f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)")  # fmt: skip
     study = optuna.load_study(study_name=name, storage=storage(url))
+    from experiments import record_store
+
+    if record_store.fetch_study(study, runs_root):  # records of trials that ran on other machines
+        known_ids = [r.exp_id for r in run_record.list_records(runs_root)]
     ids = [t.user_attrs.get("experiment_id") for t in study.get_trials(deepcopy=False)]
     return study, [run_record.read(runs_root, i) for i in ids if i in known_ids]
 

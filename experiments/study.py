@@ -3,6 +3,7 @@ samplers, pruners, and reading studies back for `ecomlab study`."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,19 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
                 kwargs = {"heartbeat_interval": heartbeat_interval,
                           "grace_period": grace_period or 3 * heartbeat_interval,
                           "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
-            rdb = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            for attempt in range(5):
+                try:
+                    rdb = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    # machines that open an empty database at the same moment race to create Optuna's
+                    # tables; the loser sees a duplicate and finds the tables there on the next try
+                    why = str(exc)
+                    racing = any(k in why for k in ("IntegrityError", "UNIQUE constraint", "duplicate key",
+                                                    "already exists", "Duplicate entry"))  # fmt: skip
+                    if not racing or attempt == 4:
+                        raise
+                    time.sleep(0.5 + attempt)
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
         raise EcomlabError(
             f"storage: cannot open Optuna storage {_redact(url)}: {str(exc).splitlines()[0]}"
@@ -48,6 +61,87 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
     if url.startswith("sqlite") and ":memory:" not in url:
         _write_ahead_log(rdb.engine)
     return rdb
+
+
+STORAGE_ENV = "ECOMLAB_STORAGE"
+
+
+class ClaimLock:
+    """The lock a worker holds from "count the study's trials" until its new trial is RUNNING in
+    storage, so that workers on any number of machines start no more trials than the budget.
+
+    It lives in the storage itself: a PostgreSQL advisory lock or a MySQL/MariaDB named lock, held
+    by one database session (the server drops it when that session ends, so a killed worker cannot
+    keep it). An SQLite storage is one file on one machine's disk: there the lock is an OS file lock
+    beside that file (`optuna.db.claim`), the same kind of lock SQLite itself relies on, so every
+    process that can open the database shares it whatever its working directory.
+
+    Why it cannot overshoot: every claimer counts finished + running trials and creates its trial
+    under the lock, and the trial is committed as RUNNING before the lock is released, so the next
+    holder counts it; a trial that fails gives its slot back.
+    """
+
+    def __init__(self, rdb: Any, study_name: str) -> None:
+        import hashlib
+
+        self.engine = rdb.engine
+        self.dialect = self.engine.dialect.name
+        self.name = f"ecomlab-claim:{study_name}"
+        self.key = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True)
+        self._held: Any = None
+
+    def acquire(self) -> None:
+        from sqlalchemy import text
+
+        if self._held is not None:
+            return
+        if self.dialect == "sqlite":
+            import fcntl
+
+            db = self.engine.url.database
+            f = open(f"{db}.claim" if db and db != ":memory:" else "/dev/null", "a")
+            fcntl.flock(f, fcntl.LOCK_EX)
+            self._held = f
+            return
+        conn = self.engine.connect()
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+        elif self.dialect in ("mysql", "mariadb"):
+            got = conn.execute(text("SELECT GET_LOCK(:n, 600)"), {"n": self.name[:64]}).scalar()
+            if got != 1:
+                conn.close()
+                raise EcomlabError(f"storage: could not take the study's claim lock {self.name} in 600 s.")
+        else:
+            conn.close()
+            raise EcomlabError(
+                f"storage: {self.dialect} has no lock ecomlab knows; use PostgreSQL, MySQL or SQLite."
+            )
+        conn.commit()  # session-level lock: it outlives the transaction, not the session
+        self._held = conn
+
+    def release(self) -> None:
+        from sqlalchemy import text
+
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self.dialect == "sqlite":
+            import fcntl
+
+            fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
+            return
+        try:
+            if self.dialect == "postgresql":
+                held.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            else:
+                held.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.name[:64]})
+            held.commit()
+        except Exception:
+            held.invalidate()  # drop the session (and with it the lock) rather than pool it
+            raise
+        finally:
+            held.close()
 
 
 def _write_ahead_log(engine: Any) -> None:

@@ -1,22 +1,23 @@
-"""`ecomlab sweep`: an Optuna study from a sweep file, run by N worker processes sharing its storage.
+"""`ecomlab sweep`: an Optuna study from a sweep file, run by N workers sharing its storage.
 
 Each trial is a normal `train(cfg)` run with its own run record and experiment id (kept on the trial as
 the user attribute `experiment_id`) and its own W&B run (group = study name, job type = sweep).
 
-Workers claim trials under a file lock, so together they start exactly the budgeted number of
-finished (complete or pruned) trials; failed trials do not use up the budget. Storage heartbeats mark
-the trial of a killed worker FAIL after the grace period, and Optuna's RetryHeartbeatStaleTrialCallback
-queues it again; the monitor replaces a worker that died.
+Workers claim trials under the storage's claim lock (`study.ClaimLock`), so together, on any number
+of machines, they start exactly the budgeted number of finished (complete or pruned) trials; failed
+trials do not use up the budget. Storage heartbeats mark the trial of a killed worker FAIL after the
+grace period, and Optuna's RetryHeartbeatStaleTrialCallback queues it again; the monitor replaces a
+worker that died. A worker whose trials run on K devices is K rank processes (`rank_group`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from experiments import run_record
+from experiments import record_store, run_record
 from experiments.compare import fmt_value
 from experiments.config import ExperimentConfig, experiment_id, validate
 from experiments.core.errors import EcomlabError
@@ -34,6 +35,7 @@ from experiments.registry import TASKS
 from experiments.sweep_config import Sweep, load_sweep
 
 FINISHED = ("COMPLETE", "PRUNED")
+GROUP_RESTART = 75  # exit status of a K-device worker whose trial failed (recorded FAIL): start it afresh
 RECORDED_METRICS = ("val/", "test/", "model/")  # the run's metrics kept on its Optuna trial
 
 
@@ -42,9 +44,11 @@ def sweep_dir(runs_root: Path, name: str) -> Path:
 
 
 def storage_url(sw: Sweep, runs_root: Path) -> str:
-    from experiments.study import default_storage_url
+    """`$ECOMLAB_STORAGE` (what `--storage` sets), else the file's `storage`, else SQLite under the
+    runs folder. Workers get it through the environment, never on a command line."""
+    from experiments.study import STORAGE_ENV, default_storage_url
 
-    return sw.storage or default_storage_url(runs_root)
+    return os.environ.get(STORAGE_ENV) or sw.storage or default_storage_url(runs_root)
 
 
 def trial_experiment(sw: Sweep, values: dict[str, Any]) -> ExperimentConfig:
@@ -75,26 +79,57 @@ def base_experiment_id(sw: Sweep) -> str:
     return experiment_id(trial_experiment(sw, {}))
 
 
-def create_study(sw: Sweep, runs_root: Path, worker_index: int = 0) -> Any:
+SLOTS_ATTR = "ecomlab:sampler_slots"
+
+
+def artifacts_location(sw: Sweep) -> str | None:
+    """`$ECOMLAB_ARTIFACTS` (what `--artifacts` sets), else the file's `artifacts.store`."""
+    return os.environ.get(record_store.ARTIFACTS_ENV) or sw.artifacts.store
+
+
+def create_study(sw: Sweep, runs_root: Path) -> Any:
+    """The study of a sweep file, created on first use, with the file's sampler seed."""
+    return _open_study(sw, runs_root, sampling=False)[0]
+
+
+def worker_study(sw: Sweep, runs_root: Path) -> tuple[Any, int]:
+    """The study as a sampling worker opens it, and its sampler seed: `sampler.seed + slot`, where the
+    slot is a counter the storage hands out under the claim lock. Workers on any machine, and every
+    resume, so draw different random sequences by construction (not from a local worker index)."""
+    return _open_study(sw, runs_root, sampling=True)
+
+
+def _open_study(sw: Sweep, runs_root: Path, sampling: bool) -> tuple[Any, int]:
     import optuna
 
     from experiments import study as st
 
-    url = storage_url(sw, runs_root)
-    storage = st.storage(url, sw.faults.heartbeat_interval, sw.faults.grace_period, sw.faults.max_retries)
+    rdb = st.storage(storage_url(sw, runs_root), sw.faults.heartbeat_interval, sw.faults.grace_period,
+                     sw.faults.max_retries)  # fmt: skip
     base = trial_experiment(sw, {})
-    # A fresh seed per worker and per resume, so workers and re-runs do not replay one random sequence.
-    probe = optuna.create_study(study_name=sw.name, storage=storage, directions=sw.directions,
+    probe = optuna.create_study(study_name=sw.name, storage=rdb, directions=sw.directions,
                                 load_if_exists=True)  # fmt: skip
-    n_existing = len(probe.get_trials(deepcopy=False))
-    sw_seeded = dataclasses.replace(sw, sampler_seed=sw.sampler_seed + 1000 * n_existing + worker_index)
-    study = optuna.load_study(study_name=sw.name, storage=storage, sampler=st.sampler(sw_seeded),
+    seed = sw.sampler_seed
+    if sampling:
+        claim = st.ClaimLock(rdb, sw.name)
+        claim.acquire()
+        try:
+            slot = rdb.get_study_system_attrs(probe._study_id).get(SLOTS_ATTR, 0)
+            rdb.set_study_system_attr(probe._study_id, SLOTS_ATTR, slot + 1)
+        finally:
+            claim.release()
+        seed += slot
+    study = optuna.load_study(study_name=sw.name, storage=rdb,
+                              sampler=st.sampler(dataclasses.replace(sw, sampler_seed=seed)),
                               pruner=st.pruner(sw, base.trainer.max_epochs))  # fmt: skip
+    location = artifacts_location(sw)
+    if location and study.user_attrs.get(record_store.STUDY_ATTR) != location:
+        study.set_user_attr(record_store.STUDY_ATTR, location)  # how other machines find the records
     if "metrics" not in study.user_attrs:
         study.set_user_attr("metrics", [m.model_dump(exclude_none=True) for m in sw.objectives])
         study.set_user_attr("sweep_file", str(sw.source))
         study.set_user_attr("base_experiment_id", experiment_id(base))
-    return study
+    return study, seed
 
 
 def _counts(study: Any) -> dict[str, int]:
@@ -111,75 +146,164 @@ def _metric_value(metrics: dict[str, Any], name: str) -> float:
     return float(v)
 
 
-def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, lock: Any) -> Any:
-    from optuna_integration import PyTorchLightningPruningCallback
+@dataclass
+class _Running:
+    """What a worker is doing, for its watchdog and its loop."""
 
-    from experiments import study as st
-    from experiments.train import train
+    study: Any = None
+    trial: Any = None  # the optuna Trial while one runs here
+    broken: bool = False  # a trial failed inside train() on K devices: the group must restart
 
+
+def _epoch_monitor(sw: Sweep) -> str | None:
+    """The metric a trial reports each epoch (for the pruner and the learning curves), or None; the
+    same answer on every rank."""
+    base = trial_experiment(sw, {})
     # Optuna takes intermediate values only for one objective; with pruner none they still draw the
     # dashboard's learning curves (NopPruner never stops a trial)
-    base = trial_experiment(sw, {})
-    reports_epochs = not sw.multi_objective and sw.objectives[0].name in per_epoch_metrics(base.task)
+    if not sw.multi_objective and sw.objectives[0].name in per_epoch_metrics(base.task):
+        return sw.objectives[0].name
+    return None
+
+
+def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, claim: Any, group: Any,
+                   running: _Running) -> Any:  # fmt: skip
+    from optuna_integration import TorchDistributedTrial
+
+    from experiments import study as st
+    from experiments.rank_group import DistributedPruning
+    from experiments.train import train
+
+    monitor = _epoch_monitor(sw)
+    location = artifacts_location(sw)
+    store = record_store.open_store(location) if location else None
+
+    def share(trial: Any, exp_id: str) -> None:
+        """The trial's record into the study's artifact store; a failure here is reported, not fatal."""
+        if store is None:
+            return
+        try:
+            record_store.upload_record(store, trial, runs_root / exp_id, sw.artifacts.weights)
+        except Exception as exc:  # noqa: BLE001 - the trial itself is done; say what was not shared
+            trial.set_user_attr("artifacts_error", f"{type(exc).__name__}: {exc}"[:500])
+            console.print(f"[yellow]trial {trial.number}: its record was not uploaded:[/] {exc}")
 
     def objective(trial: Any) -> float | list[float]:
-        lock.release()  # the trial exists now (RUNNING): other workers may claim the next one
+        claim.release()  # the trial exists now (RUNNING): other workers may claim the next one
+        running.trial = trial
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("pid", os.getpid())
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:  # the GPUs this worker owns
             trial.set_user_attr("devices", os.environ["CUDA_VISIBLE_DEVICES"])
+        if group.world > 1:
+            trial.set_user_attr("ranks", group.world)
         try:
-            values = st.suggest(trial, sw)
+            # on K devices every rank samples through TorchDistributedTrial: rank 0's values for all
+            values = st.suggest(TorchDistributedTrial(trial) if group.world > 1 else trial, sw)
             try:
                 cfg = trial_experiment(sw, values)
             except EcomlabError as exc:
                 raise ValueError(f"invalid parameter combination: {exc}") from None
             exp_id = experiment_id(cfg)
             trial.set_user_attr("experiment_id", exp_id)
+            _say_trial(console, group, trial.number, exp_id, values)
             done = runs_root / exp_id / "metrics.json"
-            if done.is_file():
+            if group.share(done.is_file()):
                 # The same configuration already ran (another trial, or an earlier sweep): reuse it.
                 metrics = json.loads(done.read_text())
                 trial.set_user_attr("reused_record", True)
             else:
-                callbacks = []
-                if reports_epochs:  # learning curves on the trial, so the pruner and dashboard see them
-                    callbacks.append(PyTorchLightningPruningCallback(trial, monitor=sw.objectives[0].name))
-                metrics = train(cfg, runs_root, console=console, extra_callbacks=callbacks,
-                                extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
+                callbacks = [DistributedPruning(trial, monitor)] if monitor else []
+                try:
+                    metrics = train(cfg, runs_root, console=console, extra_callbacks=callbacks,
+                                    extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
+                except Exception as exc:
+                    import optuna
+
+                    running.broken = group.world > 1 and not isinstance(exc, optuna.TrialPruned)
+                    raise
             # one write, not one per metric: each attribute is a storage transaction
             trial.set_user_attr("metrics", {k: v for k, v in metrics.items()
                                             if k.startswith(RECORDED_METRICS) and v is not None})  # fmt: skip
+            share(trial, exp_id)
             out = [_metric_value(metrics, m.name) for m in sw.objectives]
             return out if sw.multi_objective else out[0]
         except Exception as exc:
             import optuna
 
-            if not isinstance(exc, optuna.TrialPruned):
+            if isinstance(exc, optuna.TrialPruned):
+                share(trial, trial.user_attrs["experiment_id"])
+            else:
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
+        finally:
+            running.trial = None
 
     return objective
 
 
-class _ClaimLock:
-    """File lock held from "count the trials" until the new trial is RUNNING in storage; the objective
-    releases it as its first step."""
+def _say_trial(console: Console, group: Any, number: int, exp_id: str, values: dict[str, Any]) -> None:
+    where = f"rank {group.rank}/{group.world}: " if group.world > 1 else ""
+    console.print(f"{where}trial {number}, experiment {exp_id}, params {json.dumps(values, sort_keys=True)}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.file: Any = None
 
-    def acquire(self) -> None:
-        self.file = open(self.path, "a")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
+def _follow(sw: Sweep, runs_root: Path, group: Any, console: Console) -> int:
+    """Rank r > 0 of a K-device worker: run each trial rank 0 hands out, until it says stop."""
+    import optuna
+    from optuna_integration import TorchDistributedTrial
 
-    def release(self) -> None:
-        if self.file is not None:
-            f, self.file = self.file, None
-            fcntl.flock(f, fcntl.LOCK_UN)
-            f.close()
+    from experiments import study as st
+    from experiments.rank_group import DistributedPruning
+    from experiments.train import train
+
+    study = optuna.load_study(study_name=sw.name, storage=st.storage(storage_url(sw, runs_root)))
+    monitor = _epoch_monitor(sw)
+    ran = 0
+    while True:
+        order = group.share()
+        if order == "stop":
+            return ran
+        if order != "run":
+            continue  # rank 0 is waiting for trials running elsewhere
+        trial = TorchDistributedTrial(None)
+        values = st.suggest(trial, sw)
+        try:
+            cfg = trial_experiment(sw, values)
+        except EcomlabError:
+            continue  # rank 0 fails this trial the same way, before any collective
+        _say_trial(console, group, trial.number, experiment_id(cfg), values)
+        if group.share():
+            continue  # rank 0 reuses a finished record of the same experiment
+        try:
+            train(cfg, runs_root, console=console,
+                  extra_callbacks=[DistributedPruning(None, monitor)] if monitor else [],
+                  extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
+        except optuna.TrialPruned:
+            pass  # rank 0 records it PRUNED
+        except Exception as exc:
+            fail_trial(study, trial.number, f"rank {group.rank}: {type(exc).__name__}: {exc}")
+            console.print(f"rank {group.rank}: trial {trial.number} failed: {type(exc).__name__}: {exc}")
+            raise SystemExit(GROUP_RESTART) from None
+        ran += 1
+
+
+def fail_trial(study: Any, number: int, reason: str, retry: int | None = None) -> None:
+    """Mark a RUNNING trial FAIL with `reason` (from any process); with `retry`, queue it again as
+    Optuna's heartbeat does for a dead worker (RetryHeartbeatStaleTrialCallback, up to `retry` times)."""
+    import optuna
+
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    if storage.get_trial(trial_id).state != optuna.trial.TrialState.RUNNING:
+        return
+    storage.set_trial_user_attr(trial_id, "error", reason[:1000])
+    try:
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # it ended meanwhile
+    if retry is not None:
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retry)(study, storage.get_trial(trial_id))
 
 
 def effective_budget(sw: Sweep, n_trials: int | None = None) -> int | None:
@@ -206,54 +330,150 @@ def target_reached(study: Any, sw: Sweep) -> bool:
 
 
 def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float | None,
-               n_trials: int | None = None, console: Console | None = None) -> int:  # fmt: skip
-    """One worker: claim and run trials until the study has its finished trials or time is up."""
-    import optuna
+               n_trials: int | None = None, console: Console | None = None, watch_parent: bool = False) -> int:  # fmt: skip
+    """One worker: claim and run trials until the study has its finished trials or time is up.
+
+    On K devices this runs in each of the worker's K rank processes (see `experiments.rank_group`):
+    rank 0 claims, asks and records; the others follow. `watch_parent`: stop when the process that
+    started this one (the `ecomlab sweep` monitor) is gone, failing the running trial for a retry.
+    """
+
+    from experiments import study as st
+    from experiments.rank_group import RankGroup
 
     console = console or Console()
     sw = load_sweep(sweep_file)
+    group = RankGroup.from_env()
+    running = _Running()
+    if watch_parent:
+        _watch_parent(running, sw, group)
+    group.open(sw.faults.rank_timeout)
+    if not group.primary:
+        return _follow(sw, runs_root, group, console)
     budget = effective_budget(sw, n_trials)
-    study = create_study(sw, runs_root, worker)
-    lock = _ClaimLock(sweep_dir(runs_root, sw.name) / "claim.lock")
-    objective = make_objective(sw, runs_root, worker, console, lock)
+    study, seed = worker_study(sw, runs_root)
+    running.study = study
+    claim = st.ClaimLock(study._storage._backend, sw.name)
+    objective = make_objective(sw, runs_root, worker, console, claim, group, running)
     ran = 0
     while True:
-        if deadline is not None and time.time() >= deadline:
+        order = _next_order(study, sw, budget, deadline, claim)  # "run" leaves the claim held
+        group.share(order)
+        if order == "stop":
             break
-        lock.acquire()
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and re-queued
-        counts = _counts(study)
-        finished = sum(counts.get(s, 0) for s in FINISHED)
-        running = counts.get("RUNNING", 0)
-        if budget is not None and finished >= budget:
-            lock.release()
-            break
-        if target_reached(study, sw):  # W&B's metric.target: no new trial once one reached it
-            lock.release()
-            break
-        if budget is not None and finished + running >= budget:
-            lock.release()  # the rest is running elsewhere; wait in case one of them fails
-            time.sleep(min(2.0, sw.faults.heartbeat_interval))
+        if order == "wait":
+            time.sleep(min(2.0, sw.faults.heartbeat_interval))  # the rest runs elsewhere; one may fail
             continue
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
-            lock.release()  # if the trial could not even start
+            claim.release()  # if the trial could not even start
         ran += 1
+        if running.broken:  # a rank failed inside training: the other ranks may sit in a collective
+            console.print(f"worker {worker}: a trial failed on {group.world} devices; the group restarts")
+            raise SystemExit(GROUP_RESTART)
     return ran
+
+
+def _next_order(study: Any, sw: Sweep, budget: int | None, deadline: float | None, claim: Any) -> str:
+    """Under the claim lock: "stop" (budget, target or time reached), "wait" (the rest of the budget is
+    running elsewhere) or "run" (and the lock stays held until the new trial is RUNNING)."""
+    import optuna
+
+    if deadline is not None and time.time() >= deadline:
+        return "stop"
+    claim.acquire()
+    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and re-queued
+    counts = _counts(study)
+    finished = sum(counts.get(s, 0) for s in FINISHED)
+    running = counts.get("RUNNING", 0)
+    order = "run"
+    if budget is not None and finished >= budget:
+        order = "stop"
+    elif target_reached(study, sw):  # W&B's metric.target: no new trial once one reached it
+        order = "stop"
+    elif budget is not None and finished + running >= budget:
+        order = "wait"
+    if order != "run":
+        claim.release()
+    return order
+
+
+def _watch_parent(running: _Running, sw: Sweep, group: Any) -> None:
+    """A thread that ends this worker when its monitor is gone (SIGKILL, a closed terminal): the
+    running trial is failed and queued for a retry (rank 0), then the process exits at once."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        trial, study = running.trial, running.study
+        if group.primary and trial is not None and study is not None:
+            with contextlib.suppress(Exception):
+                fail_trial(study, trial.number, f"the ecomlab sweep monitor (pid {parent}) is gone",
+                           retry=sw.faults.max_retries)  # fmt: skip
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ecomlab-parent-watch", daemon=True).start()
 
 
 @dataclass
 class WorkerProc:
+    """One worker: a process, or on K devices a group of K rank processes (rank 0 first)."""
+
     index: int
-    proc: subprocess.Popen
+    ranks: list[subprocess.Popen]
     log: Path
     restarts: int = 0
 
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.ranks[0]
+
+    def poll(self) -> int | None:
+        """None while the worker runs; else its exit status (the first rank's that is not 0). A group
+        whose rank ended badly is stopped whole: its other ranks may be waiting in a collective."""
+        codes = [r.poll() for r in self.ranks]
+        bad = [c for c in codes if c not in (None, 0)]
+        if bad:
+            self.stop(signal.SIGTERM, grace=3.0)
+            return bad[0]
+        return None if None in codes else 0
+
+    def stop(self, sig: int, grace: float) -> None:
+        for r in self.ranks:
+            if r.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    r.send_signal(sig)
+        end = time.time() + grace
+        for r in self.ranks:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                r.wait(timeout=max(0.1, end - time.time()))
+        for r in self.ranks:
+            if r.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    r.kill()
+                r.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None, n_trials: int | None,
-           threads: int, devices: list[str] | None, log: Path) -> subprocess.Popen:  # fmt: skip
+           threads: int, devices: list[str] | None, log: Path, ranks: int = 1) -> list[subprocess.Popen]:  # fmt: skip
+    """Start a worker: one process, or K rank processes with torchrun's environment (so Lightning's
+    DDP uses them as they are) and a fresh rendezvous port on 127.0.0.1."""
     env = dict(os.environ)
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
+              "MASTER_ADDR", "MASTER_PORT"):  # fmt: skip
+        env.pop(k, None)
     env["ECOMLAB_WORKER_THREADS"] = str(threads)
     env["OMP_NUM_THREADS"] = str(threads)
     if devices is not None:
@@ -265,10 +485,38 @@ def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None
     if n_trials is not None:
         cmd += ["--n-trials", str(n_trials)]
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log, "ab")
-    # Own session: a Ctrl-C in the terminal reaches only the monitor, which forwards exactly one
-    # SIGINT, so a worker is never interrupted again while Optuna records its trial as failed.
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    port = _free_port() if ranks > 1 else None
+    procs = []
+    for rank in range(ranks):
+        if ranks > 1:
+            env.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(ranks),
+                        "LOCAL_WORLD_SIZE": str(ranks), "GROUP_RANK": "0", "NODE_RANK": "0",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+        out = open(log if rank == 0 else log.with_suffix(f".rank{rank}.log"), "ab")
+        # Own session: a Ctrl-C in the terminal reaches only the monitor, which forwards exactly one
+        # SIGINT, so a worker is never interrupted again while Optuna records its trial as failed.
+        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
+                                      start_new_session=True))  # fmt: skip
+        out.close()
+    return procs
+
+
+def ranks_per_trial(sw: Sweep) -> int:
+    """Processes per worker: the base config's trainer.devices (one trial spans them, DDP)."""
+    t = trial_experiment(sw, {}).trainer
+    if t.devices == 1:
+        return 1
+    if any(p.path in ("trainer.devices", "trainer.num_nodes", "trainer.strategy") for p in sw.params):
+        raise EcomlabError("A sweep whose trials run on several devices cannot search trainer.devices, "
+                           "num_nodes or strategy: every trial of a worker runs on the same K devices.")  # fmt: skip
+    if t.num_nodes > 1:
+        raise EcomlabError(f"trainer.num_nodes: {t.num_nodes} in a sweep: one trial across machines is "
+                           "`ecomlab run` under torchrun or SLURM (docs/cluster.md); a sweep's workers "
+                           "spread over machines through the storage instead.")  # fmt: skip
+    if t.strategy in ("ddp_spawn",):
+        raise EcomlabError("trainer.strategy: ddp_spawn in a sweep: its workers start their ranks "
+                           "themselves; use ddp (or auto).")  # fmt: skip
+    return t.devices
 
 
 def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[str]] | None:
@@ -296,26 +544,36 @@ def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[st
 
 def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
               n_trials: int | None = None, console: Console | None = None) -> Any:  # fmt: skip
-    """Start `workers` processes on the study and show a live view until they are done. `sweep_file`
-    may be the already loaded Sweep (the CLI loads and checks it once)."""
+    """Start `workers` workers on the study and show a live view until they are done. `sweep_file`
+    may be the already loaded Sweep (the CLI loads and checks it once).
+
+    A worker whose trials run on K devices is K rank processes. SIGTERM and SIGHUP (a closed
+    terminal) stop the sweep like Ctrl-C; if the monitor is killed outright, its workers notice
+    within a second and stop, failing their trials for a retry on resume."""
     from rich.live import Live
 
     console = console or Console()
     sw = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
     sweep_file = sw.source
+    k = ranks_per_trial(sw)
     study = create_study(sw, runs_root)
     budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None
     gpus = plan_devices(workers, devices_per_trial, sw)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // (workers * k))
     folder = sweep_dir(runs_root, sw.name)
-    procs = [WorkerProc(i, _spawn(sweep_file, runs_root, i, deadline, n_trials, threads,
-                                  gpus[i] if gpus else None, folder / f"worker-{i}.log"), folder / f"worker-{i}.log")
-             for i in range(workers)]  # fmt: skip
+
+    def spawn(i: int) -> list[subprocess.Popen]:
+        return _spawn(sweep_file, runs_root, i, deadline, n_trials, threads, gpus[i] if gpus else None,
+                      folder / f"worker-{i}.log", ranks=k)  # fmt: skip
+
+    procs = [WorkerProc(i, spawn(i), folder / f"worker-{i}.log") for i in range(workers)]
     console.print(f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), "
-                  f"{workers} worker(s), {threads} CPU thread(s) each"
-                  + (f", GPUs {gpus}" if gpus else "") + f"; logs in {folder}/")  # fmt: skip
+                  f"{workers} worker(s)" + (f" of {k} ranks (DDP)" if k > 1 else "")
+                  + f", {threads} CPU thread(s) each" + (f", GPUs {gpus}" if gpus else "")
+                  + f"; logs in {folder}/")  # fmt: skip
     interrupted = False
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with Live(
             _view(study, sw, budget, procs), console=console, refresh_per_second=2, transient=False
@@ -323,16 +581,20 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
             while True:
                 alive = False
                 for w in procs:
-                    rc = w.proc.poll()
+                    rc = w.poll()
                     if rc is None:
                         alive = True
-                    elif rc not in (0, 130) and w.restarts < sw.faults.max_retries + 1:
+                    elif (
+                        rc != 0
+                        and rc != 130
+                        and (rc == GROUP_RESTART or w.restarts < sw.faults.max_retries + 1)
+                    ):
                         finished = sum(_counts(study).get(s, 0) for s in FINISHED)
                         if budget is None or finished < budget:
-                            # a killed or crashed worker: its trial is retried through the heartbeat
-                            w.restarts += 1
-                            w.proc = _spawn(sweep_file, runs_root, w.index, deadline, n_trials, threads,
-                                            gpus[w.index] if gpus else None, w.log)  # fmt: skip
+                            # a killed or crashed worker: its trial is retried through the heartbeat;
+                            # a K-device group whose trial failed (recorded FAIL) starts afresh
+                            w.restarts += rc != GROUP_RESTART
+                            w.ranks = spawn(w.index)
                             alive = True
                 live.update(_view(study, sw, budget, procs))
                 if not alive:
@@ -341,11 +603,10 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
     except KeyboardInterrupt:
         interrupted = True
         for w in procs:
-            with contextlib.suppress(ProcessLookupError):
-                w.proc.send_signal(2)
-        for w in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                w.proc.wait(timeout=60)
+            w.stop(signal.SIGINT, grace=60)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
     console.print()  # the live view leaves the cursor on its last line
     show_study(study, console)
     if not interrupted:
@@ -356,6 +617,10 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
         )
         raise KeyboardInterrupt
     return study
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _log_study(study: Any, sw: Sweep, folder: Path, console: Console) -> None:

@@ -69,6 +69,21 @@ class FaultSpec(_Strict):
     grace_period: int | None = Field(
         None, ge=2, description="Seconds without heartbeat before a trial is failed."
     )
+    rank_timeout: int = Field(
+        300,
+        ge=10,
+        description="Trials on K devices: seconds a rank waits in a collective for the others "
+        "before it gives up (bounds a hung rank; a rank that dies is noticed within a second).",
+    )
+
+
+class ArtifactSpec(_Strict):
+    store: str | None = Field(
+        None,
+        description="Optuna artifact store for each trial's run record: a folder every machine "
+        "mounts (FileSystemArtifactStore) or s3://bucket (Boto3ArtifactStore); --artifacts overrides.",
+    )
+    weights: bool = Field(False, description="Upload model.safetensors too (large).")
 
 
 class EarlyTerminate(_Strict):
@@ -97,6 +112,7 @@ class SweepFile(_Strict):
         None, description="Optuna storage URL (default: sqlite under the runs folder)."
     )
     faults: FaultSpec = Field(default_factory=FaultSpec)
+    artifacts: ArtifactSpec = Field(default_factory=ArtifactSpec)
     parameters: dict[str, Any] = Field(..., min_length=1, description="dot.path -> search space.")
     # W&B spellings
     method: Literal["bayes", "random", "grid"] | None = None
@@ -160,6 +176,7 @@ class Sweep:
     storage: str | None
     faults: FaultSpec
     params: list[Param]
+    artifacts: ArtifactSpec = field(default_factory=ArtifactSpec)
     project: str | None = None
     entity: str | None = None
     base_task: str = "text_classification"  # the validated base config's task (checked once, in load_sweep)
@@ -528,4 +545,5 @@ def load_sweep(path: str | Path) -> Sweep:
         sampler_seed=spec.sampler.seed, sampler_startup=spec.sampler.n_startup_trials, pruner=pruner,
         pruner_type=pruner_type, budget=budget, storage=spec.storage, faults=spec.faults, params=params,
         project=spec.project, entity=spec.entity, base_task=base_cfg.task, notes=notes,
+        artifacts=spec.artifacts,
     )  # fmt: skip

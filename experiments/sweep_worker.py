@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         n = run_worker(args.sweep_file, args.runs_dir, args.worker, args.deadline, args.n_trials,
-                       console=Console(width=120))  # fmt: skip
+                       console=Console(width=120), watch_parent=True)  # fmt: skip
     except EcomlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

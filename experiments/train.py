@@ -108,6 +108,12 @@ def _build_trainer(cfg: ExperimentConfig, module: Any, dm: Any, out: Path, conso
         callbacks.append(ScheduledPruning(module.prunable(), cfg.prune.ratio, cfg.prune.epochs))
     callbacks.extend(extra_callbacks)
     batches = -(-len(dm.splits["train"]) // cfg.data.batch_size)
+    if t.devices * t.num_nodes > 1:
+        import warnings
+
+        # every logged val/test value is a torchmetrics object reduced over the ranks (see
+        # task_module), so Lightning's advice to add sync_dist would only reduce it twice
+        warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
         strategy=t.strategy, num_nodes=t.num_nodes, accumulate_grad_batches=t.accumulate_grad_batches,
@@ -130,6 +136,9 @@ def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any,
     fit_s = time.time() - fit_start
     if trainer.interrupted:
         raise KeyboardInterrupt
+    for c in extra_callbacks:  # on K devices a pruned trial stops every rank, then raises TrialPruned
+        if hasattr(c, "check_pruned"):
+            c.check_pruned()
     # Per-epoch callbacks from the caller (a sweep's pruning reporter) must not see the final
     # evaluation passes below as one more epoch.
     trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks)]

@@ -25,6 +25,10 @@ def isolated(tmp_path: Path, asset_cache: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    # `--storage` / `--artifacts` put their value into these for the workers; empty (= unset) here,
+    # and restored after each test, so a CLI call in one test never points the next at its storage
+    monkeypatch.setenv("ECOMLAB_STORAGE", "")
+    monkeypatch.setenv("ECOMLAB_ARTIFACTS", "")
 
 
 @pytest.fixture(autouse=True)

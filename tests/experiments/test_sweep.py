@@ -119,16 +119,16 @@ def test_without_a_pruner_every_epoch_is_still_reported(tmp_path: Path) -> None:
 
 def test_rerunning_resumes_without_repeating_finished_trials(tmp_path: Path) -> None:
     path = write_sweep(tmp_path)
-    sweep_cli(str(path), "--n-trials", "2")
+    sweep_cli(str(path), "--n-trials", "1")
     first = {t.number: t.user_attrs["experiment_id"] for t in finished(study_of(tmp_path))}
-    assert len(first) == 2
-    sweep_cli(str(path), "--n-trials", "4")
+    assert len(first) == 1
+    sweep_cli(str(path), "--n-trials", "3")
     study = study_of(tmp_path)
     after = {t.number: t.user_attrs["experiment_id"] for t in finished(study)}
-    assert len(after) == 4 and {k: after[k] for k in first} == first
-    assert len(set(after.values())) == 4
-    sweep_cli(str(path), "--n-trials", "4")  # budget met: nothing new
-    assert len(study_of(tmp_path).get_trials()) == 4
+    assert len(after) == 3 and {k: after[k] for k in first} == first
+    assert len(set(after.values())) == 3
+    sweep_cli(str(path), "--n-trials", "3")  # budget met: nothing new
+    assert len(study_of(tmp_path).get_trials()) == 3
 
 
 def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
@@ -209,6 +209,7 @@ def test_devices_per_trial_follow_the_base_config(tmp_path: Path, monkeypatch: p
     assert plan_devices(2, 2, one) is None  # on CPU threads are divided instead
 
 
+@pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indirect=True)  # MariaDB: the 3-trial test
 def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path, storage_url: str | None) -> None:
     path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
                        trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3},
