@@ -53,8 +53,8 @@ def main() -> None:
     setup: list[float] = []
     reports: list[float] = []
     train_module.train = timed(train_module.train, inside)
-    # run_worker looks create_study up in its module at call time
-    sweep_module.create_study = timed(sweep_module.create_study, setup)
+    # run_worker looks worker_study up in its module at call time
+    sweep_module.worker_study = timed(sweep_module.worker_study, setup)
     cb = PyTorchLightningPruningCallback
     cb.on_validation_end = timed(cb.on_validation_end, reports)  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:

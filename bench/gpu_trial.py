@@ -1,0 +1,88 @@
+"""One MiniLM fine-tuning trial on the GPU in bf16-mixed: training samples/s and model FLOP utilisation.
+
+    python bench/gpu_trial.py [--reviews 8000] [--batch-size 64] [--precision bf16-mixed]
+
+The trial is a normal `train(cfg)` run (women's clothing reviews, recommended, MiniLM, max_length 128,
+1 epoch, accelerator gpu). A callback times the training epoch alone (after a warm-up of 10 batches).
+FLOPs: 6 x parameters x tokens per training sample (forward + backward, the usual estimate, with
+every sample counted at max_length: an upper bound on the tokens a padded batch holds); utilisation
+is that rate over the card's dense bf16 peak (a table of common cards; GPU_PEAK_TFLOPS overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from experiments.config import validate
+from experiments.train import train
+
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
+                    "A10": 125.0, "4090": 165.0, "3090": 71.0, "T4": 65.0, "V100": 125.0}  # fmt: skip
+
+
+class EpochTimer(pl.Callback):
+    def __init__(self, warmup: int = 10) -> None:
+        self.warmup, self.start, self.seen, self.seconds = warmup, 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, idx: int) -> None:
+        if idx == self.warmup:
+            torch.cuda.synchronize()
+            self.start = time.perf_counter()
+        if idx >= self.warmup:
+            self.seen += len(batch["labels"])
+
+    def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+        torch.cuda.synchronize()
+        if self.start:
+            self.seconds = time.perf_counter() - self.start
+
+
+def peak() -> tuple[str, float | None]:
+    name = torch.cuda.get_device_name(0)
+    if os.environ.get("GPU_PEAK_TFLOPS"):
+        return name, float(os.environ["GPU_PEAK_TFLOPS"])
+    return name, next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reviews", type=int, default=8000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--precision", default="bf16-mixed")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU here")
+    cfg = validate({
+        "seed": 0,
+        "data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": args.reviews,
+                 "max_length": 128, "batch_size": args.batch_size},
+        "model": {"backbone": "minilm"},
+        "trainer": {"max_epochs": 1, "accelerator": "gpu", "devices": 1, "precision": args.precision},
+        "tracking": {"mode": "disabled"},
+    })  # fmt: skip
+    timer = EpochTimer()
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = train(cfg, Path(tmp), extra_callbacks=[timer])
+    rate = timer.seen / timer.seconds
+    params = metrics["model/total_params"]
+    tflops = 6 * params * 128 * rate / 1e12
+    name, card = peak()
+    print(f"GPU {name}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
+          f"{timer.seconds:.2f} s), {params / 1e6:.1f} M parameters, {tflops:.1f} TFLOP/s model FLOPs")  # fmt: skip
+    if card:
+        print(f"model FLOP utilisation: {tflops / card:.1%} of {card:.0f} TFLOP/s dense bf16")
+    print(
+        f"val/f1 {metrics['val/f1']:.4f}, test/f1 {metrics['test/f1']:.4f}, fit {metrics['time/fit_s']:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
