@@ -97,11 +97,25 @@ def fetch_trial(store: Any, study: Any, trial: Any, runs_root: Path) -> bool:
 
 
 def fetch_study(study: Any, runs_root: Path, override: str | None = None) -> int:
-    """Fetch every record of the study missing here; returns how many were fetched."""
+    """Fetch every record of the study missing here; returns how many were fetched. A record that
+    cannot be fetched (the store is not mounted here, an artifact is gone) is reported and skipped:
+    the rest of the study is still shown."""
     store = study_store(study, override)
     if store is None:
         return 0
-    return sum(fetch_trial(store, study, t, runs_root) for t in study.get_trials(deepcopy=False))
+    fetched = 0
+    for t in study.get_trials(deepcopy=False):
+        try:
+            fetched += fetch_trial(store, study, t, runs_root)
+        except Exception as exc:  # noqa: BLE001 - one missing record must not hide the others
+            from rich.console import Console
+
+            Console(stderr=True).print(
+                f"[yellow]skipped:[/] trial {t.number}'s record could not be fetched from the artifact store "
+                f"{study.user_attrs.get(STUDY_ATTR)!r}: {type(exc).__name__}: {exc}",
+                highlight=False,
+            )
+    return fetched
 
 
 def fetch_experiment(exp_id: str, runs_root: Path, url: str, override: str | None = None) -> bool:
