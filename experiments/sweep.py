@@ -153,6 +153,17 @@ class _Running:
     study: Any = None
     trial: Any = None  # the optuna Trial while one runs here
     broken: bool = False  # a trial failed inside train() on K devices: the group must restart
+    lost_rank: int | None = None  # trial id whose group lost a rank (killed): retried like a dead worker
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether a collective failed because another rank is gone (killed, crashed) rather than for a
+    reason of this rank's own: gloo and NCCL report it as a closed or reset connection."""
+    import torch.distributed as dist
+
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and any(
+        k in text for k in ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL")))  # fmt: skip
 
 
 def _epoch_monitor(sw: Sweep) -> str | None:
@@ -233,6 +244,16 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, cl
 
             if isinstance(exc, optuna.TrialPruned):
                 share(trial, trial.user_attrs["experiment_id"])
+                raise
+            # on K devices a rank that failed on its own has already written its reason; keep it
+            stored = trial.study._storage.get_trial(trial._trial_id).user_attrs.get("error")
+            if group.world > 1 and stored:
+                raise
+            if group.world > 1 and lost_peer(exc):  # a rank was killed: FAIL, and queued again
+                running.lost_rank = trial._trial_id
+                trial.set_user_attr(
+                    "error", f"a rank of the group is gone: {type(exc).__name__}: {exc}"[:1000]
+                )
             else:
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
@@ -282,7 +303,10 @@ def _follow(sw: Sweep, runs_root: Path, group: Any, console: Console) -> int:
         except optuna.TrialPruned:
             pass  # rank 0 records it PRUNED
         except Exception as exc:
-            fail_trial(study, trial.number, f"rank {group.rank}: {type(exc).__name__}: {exc}")
+            # a lost peer (rank 0 or another rank killed) leaves the trial RUNNING: rank 0 or, if it is
+            # gone, its stopped heartbeat fails it and queues it again; any other failure is this rank's
+            if not lost_peer(exc):
+                fail_trial(study, trial.number, f"rank {group.rank}: {type(exc).__name__}: {exc}")
             console.print(f"rank {group.rank}: trial {trial.number} failed: {type(exc).__name__}: {exc}")
             raise SystemExit(GROUP_RESTART) from None
         ran += 1
@@ -369,6 +393,12 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
         finally:
             claim.release()  # if the trial could not even start
         ran += 1
+        if running.lost_rank is not None:  # retried as Optuna retries the trial of a dead worker
+            import optuna
+
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=sw.faults.max_retries)(
+                study, study._storage.get_trial(running.lost_rank)
+            )
         if running.broken:  # a rank failed inside training: the other ranks may sit in a collective
             console.print(f"worker {worker}: a trial failed on {group.world} devices; the group restarts")
             raise SystemExit(GROUP_RESTART)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -177,3 +178,32 @@ def alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:  # a zombie is dead (its parent is gone, init reaps it)
         return f.read().split()[2] != "Z"
+
+
+def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_path: Path) -> None:
+    path = ddp_sweep(tmp_path, budget={"n_trials": 1}, pruner={"type": "none"},
+                     base=tiny_config(data={"batch_size": 2}, trainer={"max_epochs": 3, "patience": 3,
+                                      "accelerator": "cpu", "devices": 2, "threads": 1}))  # fmt: skip
+    monitor = subprocess.Popen([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=tmp_path)  # fmt: skip
+    storage = default_storage_url(tmp_path / "runs")
+    deadline = time.time() + 180
+    victim = None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.3)
+        try:
+            trials = [t for t in load_study("ddp", storage).get_trials() if "experiment_id" in t.user_attrs]
+        except Exception:
+            continue
+        if trials and (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "metrics.csv").exists():
+            victim = [p for p in worker_pids(path) if p != trials[0].user_attrs["pid"]]  # rank 1
+    assert victim, "no trial started"
+    os.kill(victim[0], signal.SIGKILL)
+    out, _ = monitor.communicate(timeout=300)
+    assert monitor.returncode == 0, out[-3000:]
+    trials = load_study("ddp", storage).get_trials()
+    assert trials[0].state.name == "FAIL"  # its heartbeat stopped with the group
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE" and retries[0].params == trials[0].params
+    assert not [t for t in trials if t.state.name == "RUNNING"]
