@@ -139,17 +139,7 @@ def test_killing_the_monitor_stops_every_rank_and_queues_the_trial_again(tmp_pat
     monitor = subprocess.Popen([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
                                env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
     storage = default_storage_url(tmp_path / "runs")
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            running = [t for t in load_study("ddp", storage).get_trials() if "experiment_id" in t.user_attrs]
-        except Exception:
-            continue
-        if running and (tmp_path / "runs" / running[0].user_attrs["experiment_id"] / "metrics.csv").exists():
-            break  # training has started on both ranks
-    else:
-        raise AssertionError("no trial started")
+    training_trial(tmp_path, storage)
     ranks = worker_pids(path)
     assert len(ranks) == 2
     monitor.kill()
@@ -162,6 +152,20 @@ def test_killing_the_monitor_stops_every_rank_and_queues_the_trial_again(tmp_pat
     assert trials[0].state.name == "FAIL" and "monitor" in trials[0].user_attrs["error"]
     assert [t.state.name for t in trials[1:]] == ["WAITING"]  # the same parameters, queued for the resume
     assert trials[1].params == trials[0].params
+
+
+def training_trial(tmp_path: Path, storage: str, timeout: float = 180) -> optuna.trial.FrozenTrial:
+    """The first trial once training has started on its ranks (its record has a metrics.csv)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = [t for t in load_study("ddp", storage).get_trials() if "experiment_id" in t.user_attrs]
+        except Exception:
+            continue  # the study is not created yet
+        if trials and (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "metrics.csv").exists():
+            return trials[0]
+    raise AssertionError("no trial started")
 
 
 def worker_pids(sweep_file: Path) -> list[int]:
@@ -188,17 +192,9 @@ def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_
                                env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                cwd=tmp_path)  # fmt: skip
     storage = default_storage_url(tmp_path / "runs")
-    deadline = time.time() + 180
-    victim = None
-    while time.time() < deadline and victim is None:
-        time.sleep(0.3)
-        try:
-            trials = [t for t in load_study("ddp", storage).get_trials() if "experiment_id" in t.user_attrs]
-        except Exception:
-            continue
-        if trials and (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "metrics.csv").exists():
-            victim = [p for p in worker_pids(path) if p != trials[0].user_attrs["pid"]]  # rank 1
-    assert victim, "no trial started"
+    running = training_trial(tmp_path, storage)
+    victim = [p for p in worker_pids(path) if p != running.user_attrs["pid"]]  # rank 1
+    assert len(victim) == 1
     os.kill(victim[0], signal.SIGKILL)
     out, _ = monitor.communicate(timeout=300)
     assert monitor.returncode == 0, out[-3000:]
