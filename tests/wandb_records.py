@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ def records(path: Path) -> list[Any]:
         if kind == 0 and length == 0:
             pos += left
             continue
+        if pos + 7 + length > len(data):
+            break  # a chunk still being written
         payload = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 1:
@@ -48,10 +51,24 @@ def records(path: Path) -> list[Any]:
     return out
 
 
+def finished_records(path: Path, timeout: float = 60.0) -> list[Any]:
+    """The records of a finished run. W&B's service may still be flushing the file when `finish()`
+    has returned (seen once in CI: a file with no run record yet), so wait for the exit record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = records(path)
+        kinds = [rec.WhichOneof("record_type") for rec in recs]
+        if "exit" in kinds and "run" in kinds:
+            return recs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: no finished run after {timeout:.0f} s; record kinds {kinds}")
+        time.sleep(0.2)
+
+
 def summary(path: Path) -> dict[str, Any]:
     """Run info, config, the last value of every history key, and the final summary."""
     info: dict[str, Any] = {"history": {}, "summary": {}, "config": {}}
-    for rec in records(path):
+    for rec in finished_records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             info.update(name=rec.run.display_name, group=rec.run.run_group, job_type=rec.run.job_type,

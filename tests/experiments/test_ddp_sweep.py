@@ -185,8 +185,9 @@ def alive(pid: int) -> bool:
 
 
 def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_path: Path) -> None:
+    # 8 epochs, so that on a loaded machine the kill still lands mid-fit, not after the trial ended
     path = ddp_sweep(tmp_path, budget={"n_trials": 1}, pruner={"type": "none"},
-                     base=tiny_config(data={"batch_size": 2}, trainer={"max_epochs": 3, "patience": 3,
+                     base=tiny_config(data={"batch_size": 2}, trainer={"max_epochs": 8, "patience": 8,
                                       "accelerator": "cpu", "devices": 2, "threads": 1}))  # fmt: skip
     monitor = subprocess.Popen([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
                                env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -197,9 +198,12 @@ def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGKILL)
     out, _ = monitor.communicate(timeout=300)
+    logs = "".join(p.read_text()[-3000:] for p in sorted((tmp_path / "runs").rglob("worker-*.log")))
     assert monitor.returncode == 0, out[-3000:]
     trials = load_study("ddp", storage).get_trials()
-    assert trials[0].state.name == "FAIL"  # its heartbeat stopped with the group
+    seen = [(t.number, t.state.name, t.user_attrs.get("error"), t.system_attrs) for t in trials]
+    assert trials[0].state.name == "FAIL", (seen, logs)  # its heartbeat stopped with the group
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
-    assert len(retries) == 1 and retries[0].state.name == "COMPLETE" and retries[0].params == trials[0].params
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE", (seen, logs)
+    assert retries[0].params == trials[0].params
     assert not [t for t in trials if t.state.name == "RUNNING"]
