@@ -67,7 +67,8 @@ class ClickLogDataModule(SplitDataLoaders):
             return
         files = self.source_files()
         self.data_fingerprint = fingerprints.files_fingerprint(files)
-        self.cache_key = fingerprints.fingerprint(self.cfg.name, self.data_fingerprint,
+        # v2: the meta keeps the category vocabularies, which an exported model serves with
+        self.cache_key = fingerprints.fingerprint("click-log-v2", self.cfg.name, self.data_fingerprint,
                                                  self.cfg.model_dump(mode="json", exclude={"batch_size", "eval_batch_size", "num_workers"}))  # fmt: skip
         cached = token_cache.load(self.cache_key)
         self.cache_hit = cached is not None
@@ -118,6 +119,7 @@ class ClickLogDataModule(SplitDataLoaders):
         meta = {
             "report": rep.to_dict(),
             "categorical": list(categorical), "cardinalities": [len(vocab[c]) + 1 for c in categorical],
+            "vocab": vocab,
             "numeric": list(numeric), "numeric_mean": train_num.mean(0).tolist(),
             "numeric_std": [s if s > 1e-9 else 1.0 for s in train_num.std(0).tolist()],
             "base_ctr": base_ctr, "negative_sampling": rate,

@@ -30,6 +30,11 @@ class PriceDataModule(TextClassificationDataModule):
     """The DataModule of price data sets (`dataset.PriceDatasetConfig`): rows whose label is
     `pack(price, features)`, features named by `cfg.features`."""
 
+    @staticmethod
+    def arrays(labels: list[str]) -> np.ndarray:
+        """A split's packed labels as one row per example: [price, feature 1, ...] (for baselines)."""
+        return unpack(labels)
+
     def strata(self, labels: list[str]) -> list[str]:
         prices = unpack(labels)[:, 0] if labels else np.zeros(0)
         if len(prices) < 2 * PRICE_BINS:

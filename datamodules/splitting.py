@@ -50,3 +50,14 @@ def stratified_split(labels: list[str], val_fraction: float, test_fraction: floa
         for i in perm[n_test : n_test + n_val]:
             assignment[i] = "val"
     return assignment
+
+
+def stratified_folds(strata: list[str], k: int, seed: int) -> list[list[int]]:
+    """`k` disjoint folds of the indices, each with the strata in proportion (scikit-learn's
+    StratifiedKFold, shuffled by `seed`); every index is in exactly one fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if len(strata) < k:
+        raise ValueError(f"{len(strata)} train+val examples cannot make {k} folds")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(strata)), strata)
+    return [sorted(int(i) for i in val) for _, val in folds]

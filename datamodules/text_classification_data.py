@@ -17,9 +17,16 @@ import torch
 from rich.console import Console
 from torch.utils.data import Dataset
 
+from datamodules.augment import Augmentation
 from datamodules.cleaning import CleaningReport, RawExamples, clean
 from datamodules.split_loaders import SplitDataLoaders
-from datamodules.splitting import SPLIT_ALIASES, SPLITS, stratified_split, stratified_subsample
+from datamodules.splitting import (
+    SPLIT_ALIASES,
+    SPLITS,
+    stratified_folds,
+    stratified_split,
+    stratified_subsample,
+)
 from experiments.core import fingerprints, token_cache
 from experiments.core.errors import DataError
 
@@ -70,7 +77,15 @@ class TokenizedSplit(Dataset):
 
 class TextClassificationDataModule(SplitDataLoaders):
     """The DataModule of every text data set: `setup` produces `train/val/test` TokenizedSplits and
-    `label_names` from the data set's config (`cfg.source_files`, `cfg.read`, `cfg.allowed_labels`)."""
+    `label_names` from the data set's config (`cfg.source_files`, `cfg.read`, `cfg.allowed_labels`).
+
+    With `augment` set, the train split is the original texts followed by their augmented copies
+    (`datamodules/augment.py`); `train_originals` says how many rows are originals. With `fold` =
+    (k, K) set, train and val are pooled and cut into K stratified folds: fold k is val, the rest
+    train; test is untouched."""
+
+    augment: Augmentation | None = None
+    fold: tuple[int, int] | None = None
 
     def __init__(self, cfg: Any, tokenizer_loader: TokenizerLoader, console: Console | None = None):
         super().__init__()
@@ -87,6 +102,7 @@ class TextClassificationDataModule(SplitDataLoaders):
         self.cache_key = ""
         self._prepared: PreparedSplits | None = None
         self.meta: dict[str, Any] = {}
+        self.train_originals = 0
 
     # --- the data set's own parts ----------------------------------------------------------
     @property
@@ -169,6 +185,8 @@ class TextClassificationDataModule(SplitDataLoaders):
         for i, split in zip(order, assignment):
             texts[split].append(data.texts[i])
             labels_by[split].append(data.labels[i])
+        if self.fold is not None:
+            texts, labels_by = self._fold_of(texts, labels_by, *self.fold)
         empty = [s for s in SPLITS if not texts[s]]
         if empty:
             raise DataError(
@@ -179,6 +197,17 @@ class TextClassificationDataModule(SplitDataLoaders):
         self._prepared = PreparedSplits(texts=texts, labels=labels_by, label_names=names, report=report)
         return self._prepared
 
+    def _fold_of(self, texts: dict[str, list[str]], labels: dict[str, list[str]], k: int,
+                 folds: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:  # fmt: skip
+        pool_t, pool_l = texts["train"] + texts["val"], labels["train"] + labels["val"]
+        try:
+            val = set(stratified_folds(self.strata(pool_l), folds, self.cfg.split_seed)[k])
+        except ValueError as exc:
+            raise DataError(f"{self.source_name}: eval.folds {folds}: {exc}") from None
+        keep = [i for i in range(len(pool_t)) if i not in val]
+        return ({"train": [pool_t[i] for i in keep], "val": [pool_t[i] for i in sorted(val)], "test": texts["test"]},
+                {"train": [pool_l[i] for i in keep], "val": [pool_l[i] for i in sorted(val)], "test": labels["test"]})  # fmt: skip
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
@@ -187,9 +216,13 @@ class TextClassificationDataModule(SplitDataLoaders):
         opts = self.options()
         max_length = opts.pop("max_length")
         prep_key = fingerprints.fingerprint("prepared", self.name, self.data_fingerprint, opts)
+        if self.fold is not None:  # the fold's train split (and the `tiny` tokenizer built from it)
+            prep_key = fingerprints.fingerprint(prep_key, "fold", *self.fold)
         self.tokenizer = self.tokenizer_loader(prep_key, lambda: self.prepared().texts["train"])
         self.tokenizer_fingerprint = fingerprints.tokenizer_fingerprint(self.tokenizer)
         self.cache_key = fingerprints.fingerprint(prep_key, self.tokenizer_fingerprint, max_length)
+        if self.augment is not None:  # the tokenizer is built from the originals; the tokens differ
+            self.cache_key = fingerprints.fingerprint(self.cache_key, "augment", self.augment.options())
 
         cached = token_cache.load(self.cache_key)
         self.cache_hit = cached is not None
@@ -202,6 +235,7 @@ class TextClassificationDataModule(SplitDataLoaders):
             own = {k.split(".", 1)[1]: v for k, v in cached.tensors.items() if k.startswith(f"{s}.")}
             self.splits[s] = TokenizedSplit(own.pop("input_ids"), own.pop("lengths"), own.pop("labels"), own)
         self.meta = meta
+        self.train_originals = (meta.get("augment") or {}).get("originals", len(self.splits["train"]))
         self.print_report()
 
     def _tokenize_and_store(self, max_length: int) -> token_cache.CachedSplits:
@@ -209,8 +243,12 @@ class TextClassificationDataModule(SplitDataLoaders):
         pad = self.tokenizer.pad_token_id or 0
         tensors: dict[str, torch.Tensor] = {}
         counts: dict[str, dict[str, int]] = {}
+        texts, labels = dict(prep.texts), dict(prep.labels)
+        if self.augment is not None:
+            texts["train"] = texts["train"] + self.augment.copies_of(texts["train"])
+            labels["train"] = labels["train"] * (1 + self.augment.copies)
         for s in SPLITS:
-            enc = self.tokenizer(prep.texts[s], truncation=True, max_length=max_length, padding=False,
+            enc = self.tokenizer(texts[s], truncation=True, max_length=max_length, padding=False,
                                  return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # fmt: skip
             lengths = torch.tensor([len(e) for e in enc], dtype=torch.int32)
             ids = torch.full((len(enc), int(lengths.max())), pad, dtype=torch.int32)
@@ -218,9 +256,9 @@ class TextClassificationDataModule(SplitDataLoaders):
                 ids[row, : len(e)] = torch.tensor(e, dtype=torch.int32)
             tensors[f"{s}.input_ids"] = ids
             tensors[f"{s}.lengths"] = lengths
-            for key, value in self.encode_labels(prep.labels[s], prep.label_names).items():
+            for key, value in self.encode_labels(labels[s], prep.label_names).items():
                 tensors[f"{s}.{key}"] = value
-            counts[s] = self.describe_labels(prep.labels[s])
+            counts[s] = self.describe_labels(labels[s])
         meta = {
             "label_names": prep.label_names,
             "report": prep.report.to_dict(),
@@ -229,6 +267,11 @@ class TextClassificationDataModule(SplitDataLoaders):
             "tokenizer_fingerprint": self.tokenizer_fingerprint,
             "max_length": max_length,
             "options": self.options(),
+            **(
+                {"augment": {**self.augment.options(), "originals": len(prep.texts["train"])}}
+                if self.augment
+                else {}
+            ),
             **self.extra_meta(prep),
         }
         token_cache.save(self.cache_key, tensors, meta)

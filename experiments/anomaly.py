@@ -90,7 +90,7 @@ def _record_encoder(exp_id: str, runs_root: Path) -> Encoder:
     cfg = validate(rec.config, source=str(rec.path / "config.yaml"))
     if not TASKS[cfg.task].text_encoder:
         raise EcomlabError(f"run {exp_id} is a {cfg.task} model: it has no text encoder.")
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, augment=False, fold=rec.fold)  # a cross-validated run's: its chosen fold
     dm.setup("fit")  # the tokenizer (the `tiny` one is built from the train split) and the label set
     module = build_module(cfg, dm)
     load_model(module.model, str(weights))

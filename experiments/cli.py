@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ app = typer.Typer(
 )
 console = Console()
 
+NoBaseline = Annotated[
+    bool, typer.Option("--no-baseline", help="Do not fit or show the task's cheap baseline.")
+]
 RunsDir = Annotated[
     Path | None, typer.Option("--runs-dir", help="Folder of run records (default $ECOMLAB_RUNS or ./runs).")
 ]
@@ -36,8 +39,10 @@ def run(
     runs_dir: RunsDir = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run even if this experiment id completed.")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config and id; no run.")] = False,
+    no_baseline: NoBaseline = False,
 ) -> None:  # fmt: skip
-    """Run one experiment: validate, fit with early stopping, test the best checkpoint, write the record."""
+    """Run one experiment: validate, fit with early stopping, test the best checkpoint, write the record,
+    and show it beside the task's cheap baseline on the same split."""
     from experiments import run_record
     from experiments.config import experiment_id, load_config, resolved
 
@@ -61,7 +66,27 @@ def run(
     console.print(f"Experiment [bold]{exp_id}[/] -> {root / exp_id}")
     metrics = train(cfg, root, console=console)
     _results_table(exp_id, metrics)
+    if not no_baseline:
+        _run_baseline(cfg, metrics)
     console.print(f"Record: {root / exp_id}   Reproduce: ecomlab reproduce {exp_id}")
+
+
+def _run_baseline(cfg: Any, metrics: dict) -> None:
+    """The run's monitored metric and its test twin beside the task's baseline (a failure to fit it
+    is reported; the run is already recorded)."""
+    from experiments import baseline
+
+    try:
+        base = baseline.compute(cfg, console)
+    except Exception as exc:  # noqa: BLE001 - a reference only
+        console.print(f"[yellow]The baseline was not fitted:[/] {type(exc).__name__}: {exc}")
+        return
+    goal = "maximize" if cfg.trainer.mode == "max" else "minimize"
+    monitor = cfg.trainer.monitor
+    for name in (monitor, monitor.replace("val/", "test/", 1)):
+        line = baseline.versus(metrics.get(name), base, name, goal)
+        if line:
+            console.print(f"this run: {line}")
 
 
 def _wide(width: int) -> Console:
@@ -99,7 +124,7 @@ def reproduce(
     ):
         console.print(f"Fetched record {exp_id} from the study's artifact store into {root / exp_id}")
     result = do_reproduce(exp_id, runs_dir, console=console)
-    raise typer.Exit(0 if result.identical else 1)
+    raise typer.Exit(0 if result.identical or result.equivalent else 1)
 
 
 @app.command()
@@ -154,12 +179,22 @@ def compare(
     metrics: Annotated[str | None, typer.Option("--metrics", help="Metric columns, globs: 'val/*,test/f1'.")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every metric and fact column.")] = False,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
 ) -> None:  # fmt: skip
     """Runs side by side: the parameters that differ, the objective (or monitored metric) on val and
-    test, duration, trainable parameters and size; --metrics or --all for more."""
+    test, duration, trainable parameters and size, and the task's baseline as the last row; --metrics
+    or --all for more."""
     from experiments import run_record
-    from experiments.compare import fmt_value, resolve, short_names, study_objectives, table_rows, write_csv
+    from experiments.compare import (
+        baseline_rows,
+        fmt_value,
+        resolve,
+        short_names,
+        study_objectives,
+        table_rows,
+        write_csv,
+    )
 
     root = run_record.runs_root(runs_dir)
     records, studies = resolve(targets, root, _use_storage(storage))
@@ -176,7 +211,12 @@ def compare(
         table.add_column(headers[col], overflow="fold", no_wrap=col == "experiment_id")
     for row in rows:
         table.add_row(*(fmt_value(row.get(c)) for c in columns))
+    baselines = [] if no_baseline else baseline_rows(records, studies)
+    for row in baselines:
+        table.add_row(*(fmt_value(row.get(c)) for c in columns), style="dim")
     _wide(max(160, 14 * len(columns)) if show_all else 120).print(table)
+    for row in baselines:
+        console.print(f"baseline: {row['name']} on the same split ({row['where']})")
     if csv_path:
         write_csv(csv_path, list(rows[0]) if rows else columns, rows)
         console.print(f"Wrote {csv_path}")
@@ -189,13 +229,17 @@ def report(
         "report.html"),
     png: Annotated[Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
 ) -> None:  # fmt: skip
-    """One HTML file: Optuna's study figures, learning curves of every run, and a run table."""
+    """One HTML file: Optuna's study figures (the study's baseline dashed on its optimisation history),
+    learning curves of every run, and a run table."""
     from experiments import run_record
     from experiments.report import build
 
-    rep = build(targets, run_record.runs_root(runs_dir), out, _use_storage(storage), png)
+    rep = build(
+        targets, run_record.runs_root(runs_dir), out, _use_storage(storage), png, baseline=not no_baseline
+    )
     console.print(f"Wrote {out} ({len(rep.figures)} figure(s)" + (f", {len(rep.pngs)} PNG(s) in {png}" if png else "")
                   + ")")  # fmt: skip
     for slug, why in rep.skipped.items():
@@ -303,6 +347,7 @@ def sweep(
                        "(default $ECOMLAB_STORAGE); its password is never written anywhere.")] = None,
     artifacts: Annotated[str | None, typer.Option("--artifacts", help="Artifact store for the trials' records: "
                          "a shared folder or s3://bucket (default $ECOMLAB_ARTIFACTS, then the file's).")] = None,
+    no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
 ) -> None:  # fmt: skip
     """Run (or resume) the Optuna study of a sweep file; every trial is a normal run with its own record."""
@@ -337,7 +382,7 @@ def sweep(
     for note in sw.notes:
         console.print(f"note: {note}")
     run_sweep(sw, root, workers=workers, devices_per_trial=devices_per_trial, n_trials=n_trials,
-              console=console)  # fmt: skip
+              console=console, baseline=not no_baseline)  # fmt: skip
 
 
 study_app = typer.Typer(help="Inspect Optuna studies: list, show, best.", no_args_is_help=True)
@@ -399,12 +444,14 @@ def study_list(storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
 
 
 @study_app.command("show")
-def study_show(name: str, storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
-    """Trials table (parameters, metrics, duration, experiment id) and the best trial or Pareto front."""
+def study_show(name: str, storage: StorageOpt = None, no_baseline: NoBaseline = False,
+               runs_dir: RunsDir = None) -> None:  # fmt: skip
+    """Trials table (parameters, metrics, duration, experiment id), the best trial or Pareto front, and
+    the best trial against the task's baseline."""
     from experiments.study import load_study
     from experiments.sweep import show_study
 
-    show_study(load_study(name, _storage(storage, runs_dir)), console)
+    show_study(load_study(name, _storage(storage, runs_dir)), console, baseline=not no_baseline)
 
 
 @study_app.command("best")
@@ -430,6 +477,83 @@ def study_best(
     record_store.fetch_study(st, run_record.runs_root(runs_dir))  # its record may be on another machine
     exp_id = export_best(st, run_record.runs_root(runs_dir), export)
     console.print(f"Wrote {export} (experiment {exp_id}); run it with `ecomlab run {export}`.")
+
+
+@app.command()
+def export(
+    target: Annotated[str, typer.Argument(help="Experiment id, or a study name (its best trial).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write (default: exports/<id>).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Add a dynamically quantised int8 copy (torch; ONNX too with --onnx).")] = False,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Add model.onnx, checked against onnxruntime.")] = False,
+    trial: Annotated[int | None, typer.Option("--trial", help="With a study: this trial instead of the best.")] = None,
+    pareto: Annotated[bool, typer.Option("--pareto", help="With a multi-objective study: every Pareto trial, one subfolder each.")] = False,
+    storage: StorageOpt = None,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """Write a finished run as a folder that loads without ecomlab (Hugging Face for text tasks)."""
+    from experiments import record_store, run_record
+    from experiments.export import export_run, study_trials
+    from experiments.run_record import ID_PATTERN
+
+    root = run_record.runs_root(runs_dir)
+    if ID_PATTERN.match(target):
+        url = _use_storage(storage)
+        if url and not (root / target / "config.yaml").is_file():
+            record_store.fetch_experiment(target, root, url)
+        export_run(target, out or Path("exports") / target, root, int8=int8, onnx=onnx, console=console)
+        return
+    from experiments.study import load_study
+
+    st = load_study(target, _storage(storage, runs_dir))
+    chosen = study_trials(st, trial, pareto)
+    record_store.fetch_study(st, root)  # the records may be on another machine
+    base = out or Path("exports") / target
+    for t in chosen:
+        exp_id = t.user_attrs.get("experiment_id")
+        folder = base / f"trial-{t.number}" if pareto else base
+        console.print(f"Study {target}: trial {t.number} (values {t.values}), experiment {exp_id}")
+        export_run(exp_id, folder, root, int8=int8, onnx=onnx, console=console)
+
+
+@app.command()
+def serve(
+    target: Annotated[str, typer.Argument(help="An exported folder, or an experiment id (exported to exports/<id> first).")],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="torch (fp32), int8, onnx or onnx-int8.")] = "torch",
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Rows per forward pass.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0, help="How long the first request of a batch waits for others.")] = 5.0,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Larger request bodies get 413.")] = 10.0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Torch threads for the forward pass (default: torch's, one per core).")] = None,
+    runs_dir: RunsDir = None,
+) -> None:  # fmt: skip
+    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, with dynamic batching."""
+    from experiments import run_record
+    from experiments.export import INFO_FILE, export_run, load_model
+    from experiments.run_record import ID_PATTERN
+    from experiments.serve import serve as run_server
+
+    folder = Path(target)
+    if not (folder / INFO_FILE).is_file() and ID_PATTERN.match(target):
+        folder = Path("exports") / target
+        if not (folder / INFO_FILE).is_file() or (runtime != "torch" and not _has_runtime(folder, runtime)):
+            export_run(target, folder, run_record.runs_root(runs_dir), int8="int8" in runtime,
+                       onnx=runtime.startswith("onnx"), console=console)  # fmt: skip
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    predictor = load_model(folder, runtime)
+    console.print(f"Serving {predictor.info['experiment_id']} ({predictor.info['task']}, {runtime}) on "
+                  f"http://{host}:{port}: POST /predict, GET /health, GET /metadata")  # fmt: skip
+    run_server(predictor, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_mb=max_body_mb)
+
+
+def _has_runtime(folder: Path, runtime: str) -> bool:
+    from experiments.export import _runtime_file
+
+    f = _runtime_file(runtime)
+    return f is None or (folder / f).is_file()
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import fnmatch
+import json
 import operator
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from experiments import run_record
 from experiments.core.errors import EcomlabError
+from experiments.core.fingerprints import NOT_SPLIT_SHAPING
 
 SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
 DEFAULT_FACTS = ("time/total_s", "model/trainable_params", "model/size_mb")
@@ -178,6 +180,40 @@ def table_rows(records: list[run_record.RunRecord], sort: str | None = None, asc
     if top is not None:
         rows = rows[:top]
     return columns, rows
+
+
+def baseline_rows(records: list[run_record.RunRecord], studies: list[Any]) -> list[dict[str, Any]]:
+    """One row per baseline: a study's stored one, else the task's baseline fitted (once; cached) on
+    each distinct split the records train on."""
+    from experiments import baseline
+    from experiments.config import validate
+
+    found: dict[str, dict[str, Any]] = {}
+    for s in studies:
+        if s.user_attrs.get("baseline"):
+            found[f"study {s.study_name}"] = s.user_attrs["baseline"]
+    if not found:
+        splits: dict[str, Any] = {}
+        for r in records:
+            try:
+                cfg = validate(r.config)
+            except EcomlabError:
+                continue  # a record whose config no longer validates has no split to fit on
+            key = json.dumps([cfg.task, cfg.data.model_dump(mode="json", exclude=set(NOT_SPLIT_SHAPING))],
+                             sort_keys=True, default=str)  # fmt: skip
+            splits.setdefault(key, cfg)
+        for cfg in splits.values():
+            try:
+                b = baseline.compute(cfg)
+            except Exception:  # noqa: BLE001 - a reference row only; the comparison stands without it
+                continue
+            if b is not None:
+                found[cfg.data.dataset] = b
+    rows = []
+    for where, b in found.items():
+        rows.append({"experiment_id": "baseline", "status": "baseline", "name": b["name"], "where": where,
+                     **b["metrics"]})  # fmt: skip
+    return rows
 
 
 def short_names(columns: list[str]) -> dict[str, str]:

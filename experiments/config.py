@@ -1,5 +1,5 @@
-"""Typed experiment config: small groups (data, model, peft, optim, prune, trainer, tracking), built
-from the registry: each data set's config class, each task's spec and group.
+"""Typed experiment config: small groups (data, model, peft, optim, prune, compress, distill,
+adversarial, augment, eval, trainer, tracking), built from the registry: each data set's config class, each task's spec and group.
 
 Validation reports every problem at once with its key path (``optim.lr: must be > 0 (got -1)``);
 unknown keys are errors. This module imports only pydantic and yaml so that ``ecomlab --help`` stays fast.
@@ -14,11 +14,20 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
+from datamodules.augment import AugmentConfig
 from experiments.core.config_group import Group
 from experiments.core.errors import ConfigError
 from experiments.experiment_id import experiment_id  # noqa: F401  (re-exported: callers take it from here)
 from experiments.registry import DATASETS, TASKS
-from lightning_modules.knobs import ModelConfig, OptimConfig, PeftConfig, PruneConfig
+from lightning_modules.knobs import (
+    AdversarialConfig,
+    CompressConfig,
+    DistillConfig,
+    ModelConfig,
+    OptimConfig,
+    PeftConfig,
+    PruneConfig,
+)
 
 # Top-level groups that only some tasks have (`head`, `ctr`); absent (None) groups stay out of the
 # resolved config, so adding one never changes the experiment id of an existing config.
@@ -53,6 +62,14 @@ class TrainerConfig(Group):
     save_weights: bool = Field(True, description="Write the best weights as safetensors into the run record.")
 
 
+class EvalConfig(Group):
+    folds: int = Field(
+        1, ge=1, le=20,
+        description="k-fold cross-validation: stratified folds of train+val (test held out), one model per fold, "
+        "metrics the mean (and _std); 1: the single split.",
+    )  # fmt: skip
+
+
 class TrackingConfig(Group):
     mode: Literal["auto", "online", "offline", "disabled"] = Field(
         "auto", description="W&B mode; auto = online with credentials, else offline into the run record."
@@ -76,6 +93,11 @@ class _ExperimentBase(Group):
     peft: PeftConfig = Field(default_factory=PeftConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @model_validator(mode="before")
@@ -115,6 +137,47 @@ class _ExperimentBase(Group):
                 problems.append(f"{group}: only task {owner.name!r} uses it (task is {self.task!r})")
         if not spec.text_encoder and self.peft.r:
             problems.append(f"peft.r: task {self.task!r} has no transformer to put LoRA adapters on; use 0")
+        if not spec.text_encoder and self.prune.ffn:
+            problems.append(f"prune.ffn: task {self.task!r} has no transformer FFN to prune; use 0 (prune.ratio "
+                            "prunes its MLP)")  # fmt: skip
+        if not spec.text_encoder and self.prune.heads:
+            problems.append(f"prune.heads: task {self.task!r} has no attention heads to prune; use 0")
+        if self.model.layers is not None and (not spec.text_encoder or self.model.backbone == "tiny"):
+            problems.append("model.layers: " + (f"task {self.task!r} has no transformer" if not spec.text_encoder
+                            else "the `tiny` backbone is built with model.tiny.layers; use that"))  # fmt: skip
+        if self.distill.teacher is not None and not spec.class_logits:
+            with_logits = ", ".join(n for n, s in TASKS.items() if s.class_logits)
+            problems.append(f"distill.teacher: task {self.task!r} has no class logits to learn soft labels from "
+                            f"(distillation is for {with_logits})")  # fmt: skip
+        if not spec.text_encoder:
+            no_text = f"task {self.task!r} has no text encoder"
+            if self.adversarial.method != "none":
+                problems.append(
+                    f"adversarial.method: {no_text} whose word embeddings could be perturbed; use none"
+                )
+            if self.optim.layer_decay != 1.0:
+                problems.append(f"optim.layer_decay: {no_text} with layers to decay the lr over; use 1.0")
+            if self.augment.method != "none":
+                problems.append(f"augment.method: {no_text}; its rows are not texts to augment; use none")
+            if self.eval.folds > 1:
+                problems.append(f"eval.folds: task {self.task!r} splits its log by the data set's own rule; "
+                                "cross-validation is for the text tasks; use 1")  # fmt: skip
+        if self.eval.folds > 1 and self.trainer.devices * self.trainer.num_nodes > 1:
+            problems.append("eval.folds: cross-validation trains its folds on one device; use trainer.devices 1 "
+                            "(it is for small data sets, where several devices do not pay)")  # fmt: skip
+        if self.eval.folds > 1 and self.distill.teacher is not None:
+            problems.append("eval.folds: each fold trains on another part of train+val than the teacher's train "
+                            "split, so distill.teacher cannot give its soft labels; use one or the other")  # fmt: skip
+        if self.augment.method == "eda" and getattr(type(self.data), "language", None) == "zh":
+            problems.append(f"augment.method: eda edits space-separated words, and {self.data.dataset!r} is "
+                            "Chinese (no spaces); use char")  # fmt: skip
+        if self.optim.label_smoothing and not spec.class_logits:
+            problems.append(f"optim.label_smoothing: task {self.task!r} has no class logits to smooth the labels "
+                            "of (its loss is not a softmax cross-entropy); use 0")  # fmt: skip
+        t = self.trainer
+        if self.compress.int8 and (t.accelerator in ("gpu", "cuda", "mps") or t.devices * t.num_nodes > 1):
+            problems.append("compress.int8: dynamic int8 runs on one CPU device; use trainer.accelerator cpu "
+                            "and trainer.devices 1")  # fmt: skip
         allowed = [f"val/{m}" for m in spec.metrics]
         if self.trainer.monitor not in allowed:
             problems.append(f"trainer.monitor: task {self.task!r} never logs {self.trainer.monitor!r}; "

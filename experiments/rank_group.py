@@ -98,6 +98,16 @@ class DistributedPruning(PyTorchLightningPruningCallback):
             trainer.should_stop = True
             self.pruned_at = epoch
 
+    def on_fold_end(self, fold: int, per_fold: list[dict[str, Any]]) -> None:
+        """Cross-validation (`eval.folds`): report the mean of the monitor over the folds so far at
+        step = fold, and stop the trial there if the pruner says so (folds run on one device)."""
+        values = [m[self.monitor] for m in per_fold if self.monitor in m]
+        if not values:
+            return
+        self._trial.report(sum(values) / len(values), step=fold)
+        if self._trial.should_prune():
+            raise optuna.TrialPruned(f"Trial was pruned after fold {fold}.")
+
     def check_pruned(self) -> None:
         if self.pruned_at is not None:
             raise optuna.TrialPruned(f"Trial was pruned at epoch {self.pruned_at}.")

@@ -42,11 +42,20 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def build_datamodule(cfg: Any, console: Any = None) -> Any:
-    """The LightningDataModule of `cfg.data`, with the tokenizer of `cfg.model` (not set up yet)."""
+def build_datamodule(cfg: Any, console: Any = None, augment: bool = True,
+                     fold: tuple[int, int] | None = None) -> Any:  # fmt: skip
+    """The LightningDataModule of `cfg.data`, with the tokenizer of `cfg.model` and the train-split
+    augmentation of `cfg.augment` (`augment=False`: the originals only, for rebuilding a trained
+    model), on cross-validation fold `fold` = (k, K) if given (not set up yet)."""
+    from datamodules.augment import Augmentation
     from lightning_modules.backbones import tokenizer_loader
 
-    return type(cfg.data).datamodule_class()(cfg.data, tokenizer_loader(cfg.model), console=console)
+    dm = type(cfg.data).datamodule_class()(cfg.data, tokenizer_loader(cfg.model), console=console)
+    a = cfg.augment
+    if augment and a.method != "none":
+        dm.augment = Augmentation(a.method, a.p, a.copies, cfg.seed)
+    dm.fold = fold
+    return dm
 
 
 def build_module(cfg: Any, dm: Any) -> Any:

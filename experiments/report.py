@@ -109,19 +109,47 @@ def _mpl_curves(series: list[tuple[str, list[tuple[int, float]]]], x_title: str,
 # ---------------------------------------------------------------- figures
 
 
-def study_figures(study: Any) -> list[Figure]:
-    """Optuna's figures for one study (plotly and matplotlib versions of each)."""
+def _baseline_line(
+    draw: Callable[[], Any], value: float | None, label: str, plotly: bool
+) -> Callable[[], Any]:
+    """`draw` with a dashed horizontal line at the baseline's value (when there is one)."""
+    if value is None:
+        return draw
+
+    def drawn() -> Any:
+        fig = draw()
+        if plotly:
+            fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label)
+        else:
+            fig.axhline(value, linestyle="--", color="grey", label=label)
+            fig.legend(fontsize=7)
+        return fig
+
+    return drawn
+
+
+def study_figures(study: Any, baseline: bool = True) -> list[Figure]:
+    """Optuna's figures for one study (plotly and matplotlib versions of each); the optimisation
+    history has the task's baseline as a dashed line."""
     import optuna.visualization as pv
     import optuna.visualization.matplotlib as mv
 
     metrics = study.user_attrs.get("metrics") or [{"name": "value", "goal": "maximize"}]
     names = [m["name"] for m in metrics]
     n = study.study_name
+    base = study.user_attrs.get("baseline") if baseline else None
+    base_value = (base or {}).get("metrics", {}).get(names[0])
+    label = f"baseline: {base['name']} ({base_value:.4f})" if base_value is not None else ""
+
+    def history(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        return (_baseline_line(lambda: pv.plot_optimization_history(study, **kw), base_value, label, True),
+                _baseline_line(lambda: mv.plot_optimization_history(study, **kw), base_value, label, False))  # fmt: skip
+
     if len(names) == 1:
         kw: dict[str, Any] = {"target_name": names[0]}
         figs = [
-            Figure(f"{n}-optimization_history", f"{n}: optimisation history",
-                   lambda: pv.plot_optimization_history(study, **kw), lambda: mv.plot_optimization_history(study, **kw)),
+            Figure(f"{n}-optimization_history", f"{n}: optimisation history" + (" (dashed: the baseline)" if label else ""),
+                   *history(**kw)),
             Figure(f"{n}-intermediate_values", f"{n}: intermediate values per epoch (pruned trials included)",
                    lambda: pv.plot_intermediate_values(study), lambda: mv.plot_intermediate_values(study)),
         ]  # fmt: skip
@@ -131,8 +159,8 @@ def study_figures(study: Any) -> list[Figure]:
             Figure(f"{n}-pareto_front", f"{n}: Pareto front",
                    lambda: pv.plot_pareto_front(study, target_names=names),
                    lambda: mv.plot_pareto_front(study, target_names=names)),
-            Figure(f"{n}-optimization_history", f"{n}: optimisation history of {names[0]}",
-                   lambda: pv.plot_optimization_history(study, **kw), lambda: mv.plot_optimization_history(study, **kw)),
+            Figure(f"{n}-optimization_history", f"{n}: optimisation history of {names[0]}"
+                   + (" (dashed: the baseline)" if label else ""), *history(**kw)),
         ]  # fmt: skip
     figs += [
         Figure(f"{n}-parallel_coordinate", f"{n}: parallel coordinates ({names[0]})",
@@ -210,14 +238,14 @@ def _page(title: str, sections: list[str], nav: list[tuple[str, str]]) -> str:
 
 
 def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | None = None,
-          png_dir: Path | None = None) -> Report:  # fmt: skip
+          png_dir: Path | None = None, baseline: bool = True) -> Report:  # fmt: skip
     """Write the HTML report for study names and/or experiment ids; with `png_dir`, PNGs too."""
     import optuna
 
     records, studies = resolve(targets, runs_root, storage_url)
     if not records and not studies:
         raise EcomlabError("report: nothing to report; give study names or experiment ids.")
-    figures = [f for s in studies for f in study_figures(s)] + run_figures(records)
+    figures = [f for s in studies for f in study_figures(s, baseline)] + run_figures(records)
     report = Report(out)
     sections, nav = [], []
     with warnings.catch_warnings():
@@ -247,7 +275,9 @@ def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | Non
         "targets": targets,
         "studies": [s.study_name for s in studies],
         "runs": [r.exp_id for r in records],
-    }
+        "baselines": {s.study_name: s.user_attrs["baseline"] for s in studies
+                      if baseline and s.user_attrs.get("baseline")},
+    }  # fmt: skip
     sections.append(
         f'<script type="application/json" id="ecomlab-report">{html.escape(json.dumps(summary))}</script>'
     )

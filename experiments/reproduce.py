@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,12 @@ from experiments import run_record
 from experiments.config import experiment_id, validate
 from experiments.core.errors import RunRecordError
 from experiments.train import is_timing, train
+
+# Float kernels differ between CPU instruction sets (AVX2, AVX-512) and GPU models, so the same seed
+# and config give bit-identical weights only on the same kind of hardware (PyTorch promises no more).
+# Across hardware a reproduction is "equivalent" when every metric agrees to these tolerances.
+HARDWARE = ("cpu", "cpu isa", "cpu flags", "cuda device")
+METRIC_RTOL, METRIC_ATOL = 1e-4, 1e-6
 
 
 @dataclass
@@ -31,6 +38,25 @@ class Reproduction:
         same_metrics = all(a == b for k, a, b in self.metrics if not is_timing(k))
         return same_metrics and self.weights[0] == self.weights[1] and self.weights[0] is not None
 
+    @property
+    def other_hardware(self) -> bool:
+        """The original ran on another kind of CPU or GPU, or did not record which."""
+        return any(k in HARDWARE for k, _, _ in self.setup_changes)
+
+    @property
+    def equivalent(self) -> bool:
+        """Not bit-identical, but on other hardware, with every metric within METRIC_RTOL."""
+        if self.identical or not self.other_hardware:
+            return False
+        return all(_close(a, b) for k, a, b in self.metrics if not is_timing(k))
+
+
+def _close(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    numbers = isinstance(a, int | float) and isinstance(b, int | float)
+    return numbers and math.isclose(a, b, rel_tol=METRIC_RTOL, abs_tol=METRIC_ATOL)
+
 
 def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     env = manifest.get("environment", {})
@@ -41,6 +67,9 @@ def _setup_facts(manifest: dict[str, Any]) -> dict[str, Any]:
         "uncommitted diff sha256": manifest.get("code", {}).get("diff_sha256"),
         "python": env.get("python"),
         "platform": env.get("platform"),
+        "cpu": (env.get("cpu") or {}).get("model"),
+        "cpu isa": (env.get("cpu") or {}).get("isa"),
+        "cpu flags": (env.get("cpu") or {}).get("flags_sha256"),
         "torch threads": env.get("torch_threads"),
         "cuda device": env.get("cuda_device"),
     }
@@ -93,7 +122,7 @@ def reproduce(
     if cfg.trainer.threads is None and threads:
         cfg.trainer.threads = threads  # CPU sums depend on the thread count; use the recorded one
     out = rec.path / "reproductions" / time.strftime("%Y%m%d-%H%M%S")
-    new_metrics = train(cfg, out_dir=out, console=console)
+    new_metrics = train(cfg, root, out_dir=out, console=console)  # root: where a teacher is found
     new = run_record.read_dir(out)
 
     names = sorted(set(rec.metrics or {}) | set(new_metrics))
@@ -130,6 +159,13 @@ def show(r: Reproduction, console: Console, gpu: bool = False) -> None:
         console.print(ch)
     if r.identical:
         console.print(f"[green]Identical:[/] every metric and the weights' sha256 match. Record: {r.path}")
+    elif r.equivalent:
+        console.print(
+            f"[green]Equivalent:[/] every metric agrees within {METRIC_RTOL:g} (relative); the weights' bits "
+            "differ because the hardware differs from the original's (or the record does not say which it "
+            "was), and float kernels differ between CPU instruction sets and GPU models. On the same kind "
+            f"of hardware the run is bit-identical. Record: {r.path}"
+        )
     else:
         why = (
             " GPU kernels are not bit-deterministic; small differences are expected there."

@@ -101,6 +101,26 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def cpu() -> dict[str, str | None]:
+    """Which CPU ran this: float kernels differ between instruction sets (AVX2, AVX-512), so the same
+    seed and config give bit-identical weights only on the same kind of CPU."""
+    import torch
+
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = " ".join(sorted(info.get("flags", "").split()))
+    return {
+        "model": info.get("model name") or platform.processor() or None,
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:12] if flags else None,
+    }
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -110,6 +130,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -133,6 +154,12 @@ class RunRecord:
     @property
     def completed(self) -> bool:
         return self.metrics is not None
+
+    @property
+    def fold(self) -> tuple[int, int] | None:
+        """(chosen fold, folds) of a cross-validated run, whose weights are that fold's; else None."""
+        cv = self.manifest.get("cv")
+        return (cv["chosen_fold"], cv["folds"]) if cv else None
 
 
 def read(root: Path, exp_id: str) -> RunRecord:

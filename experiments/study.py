@@ -210,6 +210,8 @@ def grid_space(sw: Sweep) -> dict[str, list[Any]]:
 
 
 def pruner(sw: Sweep, max_epochs: int) -> Any:
+    """The sweep's Optuna pruner; `max_epochs` is the most reports a trial makes (its epochs, or its
+    folds under `eval.folds`), Hyperband's max_resource when the file says `auto`."""
     import optuna
 
     pr = sw.pruner

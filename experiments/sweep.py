@@ -20,8 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ def _open_study(sw: Sweep, runs_root: Path, sampling: bool) -> tuple[Any, int]:
         seed += slot
     study = optuna.load_study(study_name=sw.name, storage=rdb,
                               sampler=st.sampler(dataclasses.replace(sw, sampler_seed=seed)),
-                              pruner=st.pruner(sw, base.trainer.max_epochs))  # fmt: skip
+                              # a cross-validated trial reports once per fold, not per epoch
+                              pruner=st.pruner(sw, base.eval.folds if base.eval.folds > 1
+                                               else base.trainer.max_epochs))  # fmt: skip
     location = artifacts_location(sw)
     if location and study.user_attrs.get(record_store.STUDY_ATTR) != location:
         study.set_user_attr(record_store.STUDY_ATTR, location)  # how other machines find the records
@@ -154,6 +157,16 @@ class _Running:
     trial: Any = None  # the optuna Trial while one runs here
     broken: bool = False  # a trial failed inside train() on K devices: the group must restart
     lost_rank: int | None = None  # trial id whose group lost a rank (killed): retried like a dead worker
+    parent: int | None = None  # the monitor's pid, when this worker watches it
+    # held from a lost rank's exception until its trial is queued again: the watchdog must not end
+    # the process in between (the trial would stay FAIL, never retried)
+    requeueing: threading.Lock = field(default_factory=threading.Lock)
+
+    def orphaned(self) -> str | None:
+        """The reason to record when the watched monitor is gone, else None."""
+        if self.parent is None or os.getppid() == self.parent:
+            return None
+        return f"the ecomlab sweep monitor (pid {self.parent}) is gone"
 
 
 def lost_peer(exc: BaseException) -> bool:
@@ -250,10 +263,11 @@ def make_objective(sw: Sweep, runs_root: Path, worker: int, console: Console, cl
             if group.world > 1 and stored:
                 raise
             if group.world > 1 and lost_peer(exc):  # a rank was killed: FAIL, and queued again
+                running.requeueing.acquire()
                 running.lost_rank = trial._trial_id
-                trial.set_user_attr(
-                    "error", f"a rank of the group is gone: {type(exc).__name__}: {exc}"[:1000]
-                )
+                # with the monitor killed, another rank's watchdog may end it before this one's does
+                why = running.orphaned() or f"a rank of the group is gone: {type(exc).__name__}: {exc}"
+                trial.set_user_attr("error", why[:1000])
             else:
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
@@ -396,9 +410,13 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
         if running.lost_rank is not None:  # retried as Optuna retries the trial of a dead worker
             import optuna
 
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=sw.faults.max_retries)(
-                study, study._storage.get_trial(running.lost_rank)
-            )
+            try:
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=sw.faults.max_retries)(
+                    study, study._storage.get_trial(running.lost_rank)
+                )
+            finally:
+                running.lost_rank = None
+                running.requeueing.release()
         if running.broken:  # a rank failed inside training: the other ranks may sit in a collective
             console.print(f"worker {worker}: a trial failed on {group.world} devices; the group restarts")
             raise SystemExit(GROUP_RESTART)
@@ -434,16 +452,16 @@ def _watch_parent(running: _Running, sw: Sweep, group: Any) -> None:
     running trial is failed and queued for a retry (rank 0), then the process exits at once."""
     import threading
 
-    parent = os.getppid()
+    running.parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while (why := running.orphaned()) is None:
             time.sleep(1.0)
+        running.requeueing.acquire(timeout=30)  # a lost rank's trial being queued again: let it finish
         trial, study = running.trial, running.study
         if group.primary and trial is not None and study is not None:
             with contextlib.suppress(Exception):
-                fail_trial(study, trial.number, f"the ecomlab sweep monitor (pid {parent}) is gone",
-                           retry=sw.faults.max_retries)  # fmt: skip
+                fail_trial(study, trial.number, why, retry=sw.faults.max_retries)
         os._exit(1)
 
     threading.Thread(target=watch, name="ecomlab-parent-watch", daemon=True).start()
@@ -573,7 +591,7 @@ def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[st
 
 
 def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
-              n_trials: int | None = None, console: Console | None = None) -> Any:  # fmt: skip
+              n_trials: int | None = None, console: Console | None = None, baseline: bool = True) -> Any:  # fmt: skip
     """Start `workers` workers on the study and show a live view until they are done. `sweep_file`
     may be the already loaded Sweep (the CLI loads and checks it once).
 
@@ -587,6 +605,8 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
     sweep_file = sw.source
     k = ranks_per_trial(sw)
     study = create_study(sw, runs_root)
+    if baseline:
+        study_baseline(study, sw, console)
     budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None
     gpus = plan_devices(workers, devices_per_trial, sw)
@@ -638,7 +658,7 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
         for s, h in previous.items():
             signal.signal(s, h)
     console.print()  # the live view leaves the cursor on its last line
-    show_study(study, console)
+    show_study(study, console, baseline=baseline)
     if not interrupted:
         _log_study(study, sw, folder, console)
     if interrupted:
@@ -647,6 +667,54 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
         )
         raise KeyboardInterrupt
     return study
+
+
+def study_baseline(study: Any, sw: Sweep, console: Console) -> dict[str, Any] | None:
+    """Fit the task's baseline on the base config's split (once; cached) and keep it on the study,
+    where `study show`, `report`, `compare` and the W&B study run read it. A baseline that cannot be
+    fitted is reported and the sweep goes on."""
+    from experiments import baseline
+
+    try:
+        result = baseline.compute(trial_experiment(sw, {}), console)
+    except Exception as exc:  # noqa: BLE001 - the baseline is a reference, never a reason to stop a sweep
+        console.print(f"[yellow]The baseline was not fitted:[/] {type(exc).__name__}: {exc}")
+        return None
+    if result is not None:
+        searched = sorted(p.path for p in sw.params if p.path.startswith("data."))
+        if searched:
+            result["note"] = (
+                f"fitted on the base config's split; the sweep also searches {', '.join(searched)}"
+            )
+        study.set_user_attr("baseline", {k: v for k, v in result.items() if k != "cache_hit"})
+    return result
+
+
+def baseline_lines(study: Any, trial: Any | None) -> list[str]:
+    """ "val/f1 0.89 vs baseline 0.87 (...): +0.02, better" for the objectives and their test twins."""
+    from experiments.baseline import versus
+
+    base = study.user_attrs.get("baseline")
+    metrics = study.user_attrs.get("metrics") or []
+    if not base:
+        return []
+    if trial is None:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in base["metrics"].items())
+        return [f"Baseline {base['name']}: {shown}"]
+    recorded = trial.user_attrs.get("metrics") or {}
+    lines = []
+    for i, m in enumerate(metrics):
+        names = [m["name"]] + (
+            [m["name"].replace("val/", "test/", 1)] if m["name"].startswith("val/") else []
+        )
+        for name in names:
+            value = trial.values[i] if name == m["name"] else recorded.get(name)
+            line = versus(value, base, name, m["goal"])
+            if line:
+                lines.append(f"best trial {trial.number}: {line}")
+    if base.get("note"):
+        lines.append(f"(baseline {base['note']})")
+    return lines
 
 
 def _raise_interrupt(signum: int, _frame: Any) -> None:
@@ -716,7 +784,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def show_study(study: Any, console: Console) -> None:
+def show_study(study: Any, console: Console, baseline: bool = True) -> None:
     from rich.table import Table
 
     metrics = study.user_attrs.get("metrics") or [{"name": "value", "goal": "maximize"}]
@@ -742,12 +810,16 @@ def show_study(study: Any, console: Console) -> None:
         b = study.best_trial
         console.print(f"Best: trial {b.number}, {metrics[0]['name']} = {b.value:.4f}, "
                       f"experiment {b.user_attrs.get('experiment_id')}: {_fmt_params(b.params)}")  # fmt: skip
+        for line in baseline_lines(study, b) if baseline else []:
+            console.print(line)
     else:
         front = []
         for t in study.best_trials:
             vals = ", ".join(f"{m['name']}={v:.4g}" for m, v in zip(metrics, t.values))
             front.append(f"trial {t.number} ({vals}, experiment {t.user_attrs.get('experiment_id')})")
         console.print("Pareto front: " + "; ".join(front))
+        for line in baseline_lines(study, None) if baseline else []:
+            console.print(line)
     console.print(
         f"Next: `ecomlab report {study.study_name} --out {study.study_name}.html`, "
         f"`ecomlab study best {study.study_name} --export best.yaml`, "

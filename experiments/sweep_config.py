@@ -22,7 +22,7 @@ from experiments.registry import TASKS
 
 # Final metrics every task's run record has besides val/* and test/*: multi-objective targets.
 MODEL_METRICS = ("model/trainable_params", "model/total_params", "model/size_mb", "model/sparsity",
-                 "model/latency_ms")  # fmt: skip
+                 "model/latency_ms", "model/latency_ms_b32")  # fmt: skip
 
 
 class _Strict(BaseModel):

@@ -73,6 +73,12 @@ def make_logger(t: TrackingConfig, exp_id: str, run_dir: Path, config: dict[str,
     return logger
 
 
+def record_facts(t: TrackingConfig, logger: Any | None) -> dict[str, Any]:
+    """What a run's manifest says about its W&B run."""
+    return {"mode": resolve_mode(t), "project": t.project, "run_id": logger.experiment.id if logger else None,
+            "url": logger.experiment.url if logger else None}  # fmt: skip
+
+
 def finish(logger: Any | None, summary: dict[str, Any], exit_code: int = 0) -> None:
     if logger is None:
         return
@@ -114,6 +120,13 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
         )
     elif best:
         summary["pareto_front/experiment_ids"] = [tr.user_attrs.get("experiment_id") for tr in best]
+    if base := study.user_attrs.get("baseline"):  # the task's cheap baseline on the same split
+        summary["baseline/name"] = base["name"]
+        summary.update({f"baseline/{k}": v for k, v in base["metrics"].items()})
+        if len(best) == 1:
+            for n, v in zip(names, best[0].values):
+                if n in base["metrics"]:
+                    summary[f"best_vs_baseline/{n}"] = v - base["metrics"][n]
     importances: dict[str, float] = {}
     if len(complete) >= 2 and params:
         try:

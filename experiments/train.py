@@ -15,7 +15,7 @@ from experiments.config import ExperimentConfig, experiment_id, resolved
 
 # Metrics that measure the machine, not the model: reproduce does not require them to match.
 TIMING_PREFIX = "time/"
-TIMED_METRICS = ("model/latency_ms",)
+TIMED_METRICS = ("model/latency_ms", "model/latency_ms_b32")
 
 
 def is_timing(name: str) -> bool:
@@ -61,23 +61,38 @@ def _load_best(module: Any, path: str) -> int | None:
     return int(ckpt.get("epoch", -1))
 
 
-def _latency_ms(module: Any, dm: Any, repeats: int = 20) -> float:
-    """Median wall time of one single-example forward pass (eval mode, no grad) on this machine."""
-    import statistics
+def _latency_ms(module: Any, dm: Any, batch: int) -> float:
+    """Served latency: eval mode, `batch` copies of a test example stretched to the data's
+    `max_length` (after int8 when it is on); see `served.median_ms`."""
+    from lightning_modules.served import median_ms
 
+    example = {k: v.to(module.device) for k, v in dm.splits["test"].collate([0]).items()}
+    module.eval()
+    return median_ms(module.forward_batch, example, batch, getattr(dm.cfg, "max_length", None))
+
+
+def _int8_metrics(module: Any, dm: Any) -> tuple[dict[str, float], float]:
+    """Quantise `module.model` (dynamic int8, in place) and evaluate val and test on one CPU device;
+    returns the metrics and the size in MB of the int8 state dict."""
+    import io
+    import warnings
+
+    import lightning.pytorch as pl
     import torch
 
-    split = dm.splits["test"]
-    batch = split.collate([0])
-    batch = {k: v.to(module.device) for k, v in batch.items()}
-    module.eval()
-    times = []
-    with torch.inference_mode():
-        for _ in range(repeats + 3):
-            start = time.perf_counter()
-            module.forward_batch(batch)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times[3:]) * 1000
+    from lightning_modules.served import quantize_int8
+
+    module.model = quantize_int8(module.model)
+    buf = io.BytesIO()
+    torch.save(module.model.state_dict(), buf)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers).*")
+        (val,) = trainer.validate(module, datamodule=dm, verbose=False)
+        (test,) = trainer.test(module, datamodule=dm, verbose=False)
+    dm.trainer = None
+    return {k: float(v) for k, v in {**val, **test}.items()}, len(buf.getvalue()) / 1e6
 
 
 def global_rank(cfg: ExperimentConfig) -> int:
@@ -151,7 +166,7 @@ def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any,
 
 def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
           console: Console | None = None, extra_callbacks: list[Any] | None = None,
-          extra_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+          extra_config: dict[str, Any] | None = None, fold: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
 
     Building the objects is here; the record (config, manifest, status, failure, metrics) is written
@@ -164,11 +179,14 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         console: where progress and tables go.
         extra_callbacks: more Lightning callbacks (sweeps add their pruning reporter here).
         extra_config: more top-level W&B config keys (sweeps add the trial's parameters).
+        fold: (k, K): train on cross-validation fold k of K (`experiments.cross_validation` calls
+            this for each fold when `eval.folds` > 1).
 
     Returns:
-        The final metrics: `val/*` and `test/*` of the best checkpoint, the task's final metrics
-        (`val/f1_best`, a threshold chosen on val), parameter counts, sparsity, single-example
-        latency, timings.
+        The final metrics: `val/*` and `test/*` of the best checkpoint (of its int8 copy with
+        `compress.int8`, fp32's then as `fp32/*`), the task's final metrics (`val/f1_best`, a
+        threshold chosen on val), parameter counts, sparsity, served latency at batch 1 and 32,
+        timings.
     """
     from lightning.pytorch.loggers import CSVLogger
     from safetensors.torch import save_model
@@ -180,6 +198,10 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
 
     console = console or Console()
     extra_callbacks = list(extra_callbacks or [])
+    if cfg.eval.folds > 1 and fold is None:
+        from experiments.cross_validation import train_folds
+
+        return train_folds(cfg, runs_dir, out_dir, console, extra_callbacks, extra_config)
     started = time.time()
     exp_id = experiment_id(cfg)
     out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
@@ -193,19 +215,25 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         "assets": _asset_hashes(cfg),
         "devices": {"accelerator": cfg.trainer.accelerator, "devices": cfg.trainer.devices,
                     "num_nodes": cfg.trainer.num_nodes, "strategy": cfg.trainer.strategy},
+        **({"fold": {"fold": fold[0], "folds": fold[1]}} if fold else {}),
     }, enabled=primary)  # fmt: skip
 
     with record.recording():
         _seed_and_determinism(cfg)
-        dm = build_datamodule(cfg, console=console)
+        dm = build_datamodule(cfg, console=console, fold=fold)
         dm.prepare_data()
         prep_start = time.time()
         dm.setup("fit")
         prep_s = time.time() - prep_start
+        if cfg.distill.teacher is not None:  # the soft labels ride in the train batches
+            from experiments.distill import attach_teacher
+
+            record.update(distill=attach_teacher(cfg, dm, run_record.runs_root(runs_dir), console))
 
         # Re-seed so that model init does not depend on whether data came from the cache.
         _seed_and_determinism(cfg)
         module = build_module(cfg, dm)
+        module.configure(cfg)  # distillation, adversarial training, label smoothing, layer-wise lr decay
         trainable, total = count_parameters(module.model)
         record.update(
             environment=run_record.environment(),
@@ -222,9 +250,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
                 cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, [cfg.data.dataset, cfg.task]
             )
         record.logger = wandb_logger
-        record.update(tracking={"mode": tracking.resolve_mode(cfg.tracking), "project": cfg.tracking.project,
-                                "run_id": wandb_logger.experiment.id if wandb_logger else None,
-                                "url": wandb_logger.experiment.url if wandb_logger else None})  # fmt: skip
+        record.update(tracking=tracking.record_facts(cfg.tracking, wandb_logger))
         loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
         if wandb_logger is not None:
             loggers.append(wandb_logger)
@@ -235,16 +261,24 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
             return metrics  # the same reduced val/test metrics as rank 0's; nothing written
         dm.trainer = None  # after training, evaluate and measure on whole splits, not this rank's shard
 
-        metrics.update(module.final_metrics())
+        metrics.update(module.final_metrics())  # the best monitored value of training (fp32)
+        metrics["model/sparsity"] = round(module.sparsity(), 6)
+        fp32 = module.model
+        if cfg.compress.int8:  # what the trial reports is the int8 model's; fp32's stays as fp32/*
+            int8, int8_mb = _int8_metrics(module, dm)
+            metrics.update({f"fp32/{k}": v for k, v in metrics.items() if k.startswith(("val/", "test/"))})
+            metrics.update(int8)
+            metrics["model/int8_size_mb"] = round(int8_mb, 3)
         metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG
         metrics.update({
             "best_epoch": best_epoch,
             "epochs_trained": trainer.current_epoch,
             "model/trainable_params": trainable,
             "model/total_params": total,
-            "model/sparsity": round(module.sparsity(), 6),
-            "model/latency_ms": round(_latency_ms(module, dm), 3),
+            "model/latency_ms": round(_latency_ms(module, dm, 1), 3),
+            "model/latency_ms_b32": round(_latency_ms(module, dm, 32), 3),
         })  # fmt: skip
+        module.model = fp32  # the saved weights are fp32 (`ecomlab export --int8` writes the int8 copy)
         if cfg.trainer.save_weights:
             save_model(module.model, str(out / "model.safetensors"))
             metrics["model/size_mb"] = round((out / "model.safetensors").stat().st_size / 1e6, 3)

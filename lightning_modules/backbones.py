@@ -170,6 +170,12 @@ def build_model(cfg: Any, num_labels: int, tokenizer: Any, label_names: list[str
     # from_pretrained returns eval mode and Lightning keeps module modes as it finds them: without
     # this, dropout would silently stay off during training.
     model.train()
+    if m.layers is not None:
+        keep_bottom_layers(model, m.layers)
+    if cfg.prune.ffn:
+        prune_ffn(model, cfg.prune.ffn)
+    if cfg.prune.heads:
+        prune_heads(model, cfg.prune.heads)
     if m.freeze_layers:
         freeze_bottom(model, m.freeze_layers)
     if cfg.peft.r > 0:
@@ -184,6 +190,153 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     if not lists:
         raise ConfigError([f"model.freeze_layers: no encoder layers found in {type(model).__name__}"])
     return max(lists, key=len)
+
+
+def prune_ffn(model: nn.Module, share: float) -> None:
+    """Remove `share` of every encoder layer's FFN neurons, those with the lowest L1 importance (the
+    L1 norm of a neuron's input row plus its output column), so the matrices really shrink. The same
+    count goes in every layer, so `intermediate_size` in the saved config describes the model and
+    `from_pretrained` loads it. Done before fine-tuning: every epoch trains the smaller network."""
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    keep = None
+    for layer in encoder_layers(model):
+        up = getattr(getattr(layer, "intermediate", None), "dense", None)
+        down = getattr(getattr(layer, "output", None), "dense", None)
+        if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
+            raise ConfigError([f"prune.ffn: {type(layer).__name__} has no BERT-style FFN "
+                               "(intermediate.dense / output.dense) to prune"])  # fmt: skip
+        keep = max(1, round(up.out_features * (1 - share)))
+        with torch.no_grad():
+            score = up.weight.abs().sum(dim=1) + down.weight.abs().sum(dim=0)
+        index = torch.topk(score, keep).indices.sort().values
+        layer.intermediate.dense = prune_linear_layer(up, index, dim=0)
+        layer.output.dense = prune_linear_layer(down, index, dim=1)
+    model.config.intermediate_size = keep
+
+
+def keep_bottom_layers(model: nn.Module, n: int) -> None:
+    """Drop every encoder layer above the bottom `n` (a shallower student initialised from the
+    pretrained weights); `num_hidden_layers` in the saved config says so, and `from_pretrained` loads it."""
+    layers = encoder_layers(model)
+    if n > len(layers):
+        raise ConfigError([f"model.layers: the backbone has {len(layers)} layers (got {n})"])
+    del layers[n:]
+    model.config.num_hidden_layers = n
+
+
+def _attention(layer: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(self-attention with query/key/value, its output projection) of a BERT-style layer."""
+    attn = getattr(layer, "attention", None)
+    heads, out = getattr(attn, "self", None), getattr(attn, "output", None)
+    if (
+        not all(isinstance(getattr(heads, n, None), nn.Linear) for n in ("query", "key", "value"))
+        or not isinstance(getattr(out, "dense", None), nn.Linear)
+        or not hasattr(heads, "attention_head_size")
+    ):
+        raise ConfigError([f"prune.heads: {type(layer).__name__} has no BERT-style attention "
+                           "(attention.self.query/key/value, attention.output.dense) to prune"])  # fmt: skip
+    return heads, out
+
+
+def _slice_heads(layer: nn.Module, heads: list[int]) -> None:
+    """Keep only `heads` (their query/key/value rows and output-projection columns) in `layer`."""
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    attn, out = _attention(layer)
+    d = attn.attention_head_size
+    index = torch.cat([torch.arange(h * d, (h + 1) * d) for h in heads])
+    for name in ("query", "key", "value"):
+        setattr(attn, name, prune_linear_layer(getattr(attn, name), index, dim=0))
+    out.dense = prune_linear_layer(out.dense, index, dim=1)
+    attn.num_attention_heads = len(heads)
+    attn.all_head_size = len(heads) * d
+
+
+def prune_heads(model: nn.Module, share: float) -> None:
+    """Remove `share` of every encoder layer's attention heads, those with the lowest L1 importance
+    (the L1 norm of a head's query, key and value rows plus its output-projection columns), so the
+    projections really shrink; the same count in every layer. Done before fine-tuning.
+
+    transformers 5 has no `prune_heads` and a BERT config cannot describe fewer heads of the same
+    size, so `ecomlab export` writes the pruned heads back as zeros (a plain `from_pretrained` folder
+    with identical outputs) and `load_model` slices them off again (see `pad_heads`/`keep_heads`)."""
+    import torch
+
+    for layer in encoder_layers(model):
+        attn, out = _attention(layer)
+        n, d = attn.num_attention_heads, attn.attention_head_size
+        keep = max(1, round(n * (1 - share)))
+        with torch.no_grad():
+            rows = sum(getattr(attn, p).weight.abs().sum(dim=1) for p in ("query", "key", "value"))
+            score = (rows + out.dense.weight.abs().sum(dim=0)).view(n, d).sum(dim=1)
+        _slice_heads(layer, torch.topk(score, keep).indices.sort().values.tolist())
+
+
+def head_counts(model: nn.Module) -> list[int]:
+    """Attention heads left in each encoder layer."""
+    return [_attention(layer)[0].num_attention_heads for layer in encoder_layers(model)]
+
+
+def _zero_padded(
+    old: nn.Linear, out_features: int | None = None, in_features: int | None = None
+) -> nn.Linear:
+    """`old` grown to the given shape with zeros in the new rows/columns (and bias entries)."""
+    import torch
+
+    new = nn.Linear(
+        in_features or old.in_features, out_features or old.out_features, bias=old.bias is not None
+    )
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[: old.out_features, : old.in_features] = old.weight
+        if old.bias is not None:
+            new.bias.zero_()
+            new.bias[: old.out_features] = old.bias
+    return new
+
+
+def pad_heads(model: nn.Module) -> None:
+    """Grow every head-pruned layer back to the config's head count with all-zero heads (after the
+    kept ones), so the weights match what the config describes; a zero head adds exactly nothing."""
+    n = model.config.num_attention_heads
+    for layer in encoder_layers(model):
+        attn, out = _attention(layer)
+        if attn.num_attention_heads == n:
+            continue
+        width = n * attn.attention_head_size
+        for name in ("query", "key", "value"):
+            setattr(attn, name, _zero_padded(getattr(attn, name), out_features=width))
+        out.dense = _zero_padded(out.dense, in_features=width)
+        attn.num_attention_heads, attn.all_head_size = n, width
+
+
+def keep_heads(model: nn.Module, counts: list[int]) -> None:
+    """Slice a `pad_heads` model back to its first `counts[i]` heads per layer."""
+    for layer, k in zip(encoder_layers(model), counts, strict=True):
+        if k < _attention(layer)[0].num_attention_heads:
+            _slice_heads(layer, list(range(k)))
+
+
+def layer_depths(model: nn.Module) -> tuple[dict[str, int], int]:
+    """({parameter name: depth}, top) for layer-wise lr decay: the embeddings (the module that holds
+    the word embeddings) at 0, encoder layer i at i + 1; parameters not named (pooler, classifier, a
+    task's head) are at top = layers + 1."""
+    from lightning_modules.adversarial import word_embeddings
+
+    layers = encoder_layers(model)
+    names = {id(mod): name for name, mod in model.named_modules()}
+    emb_prefix = names[id(word_embeddings(model))].rpartition(".")[0]  # "bert.embeddings": their parent
+    depth: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        for pname, _ in layer.named_parameters():
+            depth[f"{names[id(layer)]}.{pname}"] = i + 1
+    for name, _ in model.named_parameters():
+        if name.startswith(emb_prefix + "."):
+            depth[name] = 0
+    return depth, len(layers) + 1
 
 
 def freeze_bottom(model: nn.Module, n: int) -> None:

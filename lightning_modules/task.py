@@ -8,6 +8,7 @@ config from the registry without torch; its `module.py` holds the LightningModul
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,13 @@ class TaskSpec:
         group: a top-level config group only this task has (`head`, `ctr`), with its class.
         text_encoder: whether the model has a transformer (the `model`/`peft` knobs and the
             backbone asset apply; anomaly scoring can reuse it).
+        serving: the module with `export`, `load` and `quality` (see `lightning_modules/served.py`):
+            how `ecomlab export` writes the trained model and `ecomlab serve` answers with it.
+        class_logits: the raw output is one logit per class (softmax), so a student can learn a
+            teacher's soft labels (`distill.*`).
+        baseline: `package.module:function` fitting the task's cheap baseline on a DataModule
+            (`fit(dm, cfg) -> {"name", "metrics": {val/*, test/*}, "settings", "trivial"}`), which
+            studies, runs and reports show beside the models (`experiments/baseline.py`).
     """
 
     name: str
@@ -43,6 +51,9 @@ class TaskSpec:
     group: str | None = None
     group_config: type[BaseModel] | None = None
     text_encoder: bool = True
+    serving: str | None = None
+    class_logits: bool = False
+    baseline: str | None = None
 
     @property
     def best_metric(self) -> str:
@@ -51,6 +62,12 @@ class TaskSpec:
 
     def module_class(self) -> type[TaskModule]:
         return pkgutil.resolve_name(self.module)
+
+    def baseline_fit(self) -> Any:
+        return pkgutil.resolve_name(self.baseline) if self.baseline else None
+
+    def serving_module(self) -> Any:
+        return importlib.import_module(self.serving) if self.serving else None
 
 
 class TaskModule(Protocol):
@@ -61,6 +78,10 @@ class TaskModule(Protocol):
     @classmethod
     def from_config(cls, cfg: Any, dm: Any) -> TaskModule:
         """Build the model (backbone, LoRA, freezing, heads) and the module around it."""
+
+    def configure(self, cfg: Any) -> None:
+        """Set the training knobs that change the loss or the optimizer (distillation, adversarial
+        training, label smoothing, layer-wise lr decay)."""
 
     def forward_batch(self, batch: dict[str, Any]) -> Any:
         """The served output of a batch (logits, a price, a calibrated click logit)."""

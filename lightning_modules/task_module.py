@@ -3,8 +3,9 @@
 A task says how a batch becomes its raw output (`raw_output`), what the loss of that output is
 (`loss`, the hook a knob such as label smoothing, adversarial training or distillation changes once
 for every task), how metrics are updated from it, and what it serves (`forward_batch`). This base
-owns the rest: one `_step` for train/val/test, the torchmetrics objects per stage, epoch-end logging,
-the best value of the task's monitor, AdamW with warmup and decay, and sparsity.
+owns the rest: one `_step` for train/val/test (with distillation and adversarial training), the
+torchmetrics objects per stage, epoch-end logging, the best value of the task's monitor, AdamW with
+warmup, decay and layer-wise lr decay, and sparsity.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 
+from lightning_modules.adversarial import Adversarial, word_embeddings
+from lightning_modules.distillation import TEACHER_LOGITS, Distillation
 from lightning_modules.optimization import adamw_with_warmup
 from lightning_modules.task import TaskSpec
 
@@ -33,6 +36,11 @@ class TaskModule(pl.LightningModule):
     """
 
     spec: ClassVar[TaskSpec]
+    # The training knobs that change the loss or the optimizer, set by `configure` (train() calls it)
+    distillation: Distillation | None = None
+    adversarial: Adversarial | None = None
+    label_smoothing: float = 0.0  # read by a task's `loss` (classification)
+    layer_decay: float = 1.0
 
     def __init__(
         self, model: nn.Module, lr: float, weight_decay: float, warmup: float, schedule: str
@@ -77,9 +85,38 @@ class TaskModule(pl.LightningModule):
         return []
 
     # --- shared --------------------------------------------------------------------------------
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def configure(self, cfg: Any) -> None:
+        """Set the training knobs from an experiment config (`distill`, `adversarial`, `optim`)."""
+        if cfg.distill.teacher is not None:
+            self.distillation = Distillation(cfg.distill.alpha, cfg.distill.temperature)
+        a = cfg.adversarial
+        if a.method != "none":
+            self.adversarial = Adversarial(a.method, a.epsilon, a.steps, a.alpha, a.weight)
+        self.label_smoothing = cfg.optim.label_smoothing
+        self.layer_decay = cfg.optim.layer_decay
+
+    def _objective(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw output, loss) of a batch: the task's loss, mixed with the teacher's on train."""
         out = self.raw_output(batch)
         loss = self.loss(out, batch)
+        if stage == "train" and self.distillation is not None and TEACHER_LOGITS in batch:
+            loss = self.distillation.loss(out, batch[TEACHER_LOGITS], loss)
+        return out, loss
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        if stage == "train" and self.adversarial is not None:
+            outs: list[torch.Tensor] = []
+
+            def objective() -> torch.Tensor:
+                out, loss = self._objective(batch, stage)
+                outs.append(out)
+                return loss
+
+            total, loss = self.adversarial.loss(word_embeddings(self.model), objective)
+            out = outs[0]  # the clean pass: metrics and the logged loss are the clean ones
+        else:
+            out, loss = self._objective(batch, stage)
+            total = loss
         self.update_metrics(getattr(self, f"{stage}_metrics"), out.detach(), batch)
         n = len(batch["labels"])
         if self.trainer.world_size > 1:
@@ -92,7 +129,7 @@ class TaskModule(pl.LightningModule):
         else:
             self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
                      batch_size=n)  # fmt: skip
-        return loss
+        return total
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         metrics = getattr(self, f"{stage}_metrics")
@@ -142,5 +179,10 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
+        depth = None
+        if self.layer_decay != 1.0:
+            from lightning_modules.backbones import layer_depths
+
+            depth = layer_depths(self.model)
         return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
-                                 self.trainer.estimated_stepping_batches)  # fmt: skip
+                                 self.trainer.estimated_stepping_batches, self.layer_decay, depth)  # fmt: skip

@@ -12,6 +12,10 @@ from typing import Any
 
 from experiments.core.assets import sha256_file
 
+# Data options that change how a split is batched or tokenised, never which examples it holds: a
+# teacher's split, a baseline's cache key and `compare`'s grouping by split ignore them.
+NOT_SPLIT_SHAPING = frozenset({"max_length", "batch_size", "eval_batch_size", "num_workers"})
+
 
 def fingerprint(*parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()

@@ -49,7 +49,9 @@ SPEC = TaskSpec(
         "test/rig",
     ),  # fmt: skip
     module="lightning_modules.click_through.module:ClickThroughModule",
+    serving="lightning_modules.click_through.serving",
     group="ctr",
     group_config=CtrConfig,
     text_encoder=False,
+    baseline="lightning_modules.click_through.baseline:fit",
 )

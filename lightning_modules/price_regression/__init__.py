@@ -29,6 +29,8 @@ SPEC = TaskSpec(
     mode="min",
     final_metrics=("val/rmse_best",),
     module="lightning_modules.price_regression.module:PriceRegressionModule",
+    serving="lightning_modules.price_regression.serving",
     group="head",
     group_config=HeadConfig,
+    baseline="lightning_modules.price_regression.baseline:fit",
 )

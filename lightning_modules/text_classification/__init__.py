@@ -15,4 +15,7 @@ SPEC = TaskSpec(
     mode="max",
     final_metrics=("val/f1_best", "val/threshold", "test/f1_at_threshold", "test/acc_at_threshold"),
     module="lightning_modules.text_classification.module:TextClassificationModule",
+    serving="lightning_modules.text_classification.serving",
+    class_logits=True,
+    baseline="lightning_modules.text_classification.baseline:fit",
 )

@@ -40,6 +40,10 @@ CASES = [
     ("study show shop", "No study named 'shop'"),
     ("study best shop", "No study named 'shop'"),
     ("dashboard shop", "No study named 'shop'"),
+    ("export ffffffffffff", "No run record ffffffffffff"),
+    ("export shop", "No study named 'shop'"),
+    ("export 446bd1c22b37 --out {tmp}/reviews.csv", "is not an earlier export"),
+    ("serve {tmp}/missing", "is not an ecomlab export"),
 ]
 
 

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,12 +15,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 
 from experiments.study import default_storage_url, storage
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.loopback import free_port, oversized_request
 
 
 def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
@@ -53,13 +47,8 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
             detail = json.loads(r.read())
         assert detail["trials"][0]["values"] == [0.81]
         assert detail["trials"][0]["params"][0]["name"] == "optim.lr"
-        big = urllib.request.Request(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}/note",
-                                     data=b"x" * (2 << 20), method="PUT")  # fmt: skip
-        try:
-            urllib.request.urlopen(big, timeout=5)
-            raise AssertionError("a 2 MiB body was accepted")
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 413
+        note = f"/api/studies/{summary['study_id']}/note"
+        assert " 413 " in oversized_request(port, "PUT", note, 2 << 20, sent=0)  # refused from its header
         with socket.socket() as s:  # bound to loopback only
             s.settimeout(1)
             host_ip = socket.gethostbyname(socket.gethostname())

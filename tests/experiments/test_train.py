@@ -100,6 +100,42 @@ def test_reproduce_reports_a_difference(tmp_path: Path) -> None:
     assert "Not identical" in result.output and "data fingerprint" in result.output
 
 
+def test_a_run_from_another_cpu_reproduces_as_equivalent_within_tolerance(tmp_path: Path) -> None:
+    """Float kernels differ between CPU instruction sets, so a record from another kind of CPU cannot
+    be bit-identical; `reproduce` accepts it (exit 0) only when every metric agrees within 1e-4."""
+    cfg = validate(tiny_config())
+    train(cfg)
+    record = tmp_path / "runs" / experiment_id(cfg)
+    manifest = json.loads((record / "manifest.json").read_text())
+    assert manifest["environment"]["cpu"]["isa"]  # the record says which CPU wrote it
+    manifest["environment"]["cpu"] = {"model": "Other CPU", "isa": "OTHER", "flags_sha256": "0" * 12}
+    manifest["weights_sha256"] = "0" * 64
+    (record / "manifest.json").write_text(json.dumps(manifest))
+    metrics = json.loads((record / "metrics.json").read_text())
+    (record / "metrics.json").write_text(
+        json.dumps({**metrics, "val/loss": metrics["val/loss"] * (1 + 1e-6)})
+    )
+    result = runner.invoke(app, ["reproduce", experiment_id(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "Equivalent" in result.output and "cpu isa" in result.output
+
+
+@pytest.mark.parametrize(
+    ("metric", "hardware", "equivalent"),
+    [(0.5 * (1 + 1e-6), True, True), (0.5 * (1 + 1e-3), True, False), (0.5 * (1 + 1e-6), False, False)],
+    ids=["close-on-other-cpu", "too-far-on-other-cpu", "close-on-the-same-cpu"],
+)
+def test_equivalent_needs_other_hardware_and_metrics_within_tolerance(
+    metric: float, hardware: bool, equivalent: bool
+) -> None:
+    from experiments.reproduce import Reproduction
+
+    changes = [("cpu isa", "AVX2", "AVX512")] if hardware else [("code commit", "a", "b")]
+    r = Reproduction(exp_id="0" * 12, path=Path("."), metrics=[("val/loss", 0.5, metric), ("val/f1", 1.0, 1.0)],
+                     weights=("a" * 64, "b" * 64), setup_changes=changes)  # fmt: skip
+    assert not r.identical and r.equivalent is equivalent
+
+
 @pytest.mark.parametrize("bad", ["../etc", "abc/def", "ABCDEF012345", "123"])
 def test_invalid_ids_are_refused(bad: str) -> None:
     proc = ecomlab("reproduce", bad)

@@ -1,0 +1,141 @@
+"""Adversarial training, layer-wise lr decay and label smoothing: each acts where the spec says, and
+only there."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from experiments.config import experiment_id, validate
+from experiments.core.errors import ConfigError
+from experiments.registry import build_datamodule, build_module
+from lightning_modules.adversarial import per_example_norm, word_embeddings
+from tests.conftest import tiny_config
+
+
+def module_and_batch(**groups):
+    cfg = validate(tiny_config(**groups))
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    pl.seed_everything(0)
+    module = build_module(cfg, dm)
+    module.configure(cfg)
+    return module, next(iter(dm._loader("train", shuffle=False)))
+
+
+def objective(module, batch):
+    return lambda: module.loss(module.raw_output(batch), batch)
+
+
+def test_fgm_perturbs_by_epsilon_times_the_embedding_norm_along_the_gradient_and_leaves_the_weights_alone() -> (
+    None
+):
+    module, batch = module_and_batch(adversarial={"method": "fgm", "epsilon": 0.5, "weight": 0.7})
+    module.eval()  # no dropout: the clean pass can be recomputed
+    emb = word_embeddings(module.model)
+    before = emb.weight.detach().clone()
+    total, clean = module.adversarial.loss(emb, objective(module, batch))
+    delta = module.adversarial.last_delta
+    assert all(p.grad is None for p in module.parameters())  # the inner gradient touched no parameter
+    # by hand: the clean embeddings e and the gradient g of the clean loss at them
+    out = {}
+    handle = emb.register_forward_hook(lambda m, a, o: out.setdefault("e", o))
+    (g,) = torch.autograd.grad(objective(module, batch)(), out["e"])
+    handle.remove()
+    size = per_example_norm(out["e"].detach())
+    torch.testing.assert_close(per_example_norm(delta), 0.5 * size)
+    torch.testing.assert_close(delta, 0.5 * size * g / per_example_norm(g))
+    assert torch.equal(emb.weight, before)  # bit-identical: the weights were never written
+    # the total is clean + weight * the loss at the perturbation, which ascent made larger
+    perturbed = (total - clean) / 0.7
+    assert float(perturbed) > float(clean)
+    total.backward()
+    assert emb.weight.grad is not None and torch.equal(emb.weight, before)
+
+
+def test_pgd_stays_inside_the_epsilon_ball() -> None:
+    module, batch = module_and_batch(adversarial={"method": "pgd", "epsilon": 0.4, "alpha": 0.3, "steps": 4})
+    module.eval()
+    emb = word_embeddings(module.model)
+    before = emb.weight.detach().clone()
+    with torch.no_grad():
+        size = per_example_norm(emb(batch["input_ids"])).flatten()
+    module.adversarial.loss(emb, objective(module, batch))
+    norms = per_example_norm(module.adversarial.last_delta).flatten() / size
+    assert bool((norms <= 0.4 + 1e-5).all())
+    assert bool((norms > 0.4 - 1e-5).any())  # 4 steps of 0.3 reach the ball's edge: the projection acted
+    assert torch.equal(emb.weight, before)
+
+
+def test_adversarial_training_trains_and_reproduces(tmp_path) -> None:
+    from experiments.reproduce import reproduce
+    from experiments.train import train
+
+    plain = validate(tiny_config(trainer={"max_epochs": 1}))
+    fgm = validate(tiny_config(trainer={"max_epochs": 1}, adversarial={"method": "fgm"}))
+    lora_pgd = validate(tiny_config(trainer={"max_epochs": 1}, peft={"r": 4},
+                                    adversarial={"method": "pgd", "steps": 2}))  # fmt: skip
+    assert len({experiment_id(plain), experiment_id(fgm), experiment_id(lora_pgd)}) == 3
+    a, b = train(plain), train(fgm)
+    assert a["val/loss"] != b["val/loss"]  # the knob changes what is learnt
+    assert math.isfinite(train(lora_pgd)["val/loss"])  # frozen embeddings under LoRA: perturbed all the same
+    assert reproduce(experiment_id(fgm)).identical
+
+
+def test_layer_decay_gives_each_layer_the_lr_of_the_one_above_times_the_factor() -> None:
+    module, _ = module_and_batch(optim={"lr": 1e-3, "layer_decay": 0.5})
+    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    cfg = validate(tiny_config(optim={"lr": 1e-3, "layer_decay": 0.5}))
+    dm = build_datamodule(cfg)
+    trainer.fit(module, datamodule=dm)
+    lr_of = {}
+    for group in trainer.optimizers[0].param_groups:
+        for p in group["params"]:
+            lr_of[id(p)] = group["initial_lr"]
+    names = {n: lr_of[id(p)] for n, p in module.model.named_parameters()}
+    # tiny: 2 encoder layers, so embeddings are at depth 0 and the head at depth 3
+    assert names["bert.embeddings.word_embeddings.weight"] == pytest.approx(1e-3 * 0.5**3)
+    assert names["bert.embeddings.LayerNorm.weight"] == pytest.approx(1e-3 * 0.5**3)
+    assert names["bert.encoder.layer.0.attention.self.query.weight"] == pytest.approx(1e-3 * 0.5**2)
+    assert names["bert.encoder.layer.1.output.dense.bias"] == pytest.approx(1e-3 * 0.5)
+    assert names["classifier.weight"] == pytest.approx(1e-3)
+    assert names["bert.pooler.dense.weight"] == pytest.approx(1e-3)
+    for group in trainer.optimizers[0].param_groups:  # weight decay still skips biases and norms
+        names_in = [n for n, p in module.model.named_parameters() if any(p is q for q in group["params"])]
+        assert (group["weight_decay"] == 0.0) == all("bias" in n or "LayerNorm" in n for n in names_in)
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy_by_hand() -> None:
+    module, batch = module_and_batch(optim={"label_smoothing": 0.2})
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    labels = torch.tensor([0, 1])
+    got = float(module.loss(logits, {"labels": labels}))
+    hand = 0.0
+    for z, y in zip(logits.tolist(), labels.tolist()):
+        logp = [v - math.log(sum(math.exp(u) for u in z)) for v in z]
+        hand += -(0.8 * logp[y] + 0.2 * sum(logp) / 2)
+    assert got == pytest.approx(hand / 2, rel=1e-6)
+
+
+def test_the_knobs_are_refused_where_a_task_cannot_use_them() -> None:
+    with pytest.raises(ConfigError) as err:
+        validate({"data": {"dataset": "open_bandit"}, "adversarial": {"method": "fgm"},
+                  "optim": {"layer_decay": 0.8, "label_smoothing": 0.1}})  # fmt: skip
+    text = str(err.value)
+    assert "adversarial.method: task 'click_through' has no text encoder" in text
+    assert "optim.layer_decay: task 'click_through' has no text encoder" in text
+    assert "optim.label_smoothing: task 'click_through' has no class logits" in text
+    with pytest.raises(ConfigError) as err:
+        validate(
+            {
+                "data": {"dataset": "pc_prices"},
+                "adversarial": {"method": "pgd"},
+                "optim": {"label_smoothing": 0.1},
+            }
+        )
+    assert "optim.label_smoothing: task 'price_regression'" in str(err.value)
+    assert "adversarial" not in str(err.value)  # price regression has a text encoder to perturb
