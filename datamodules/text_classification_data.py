@@ -35,6 +35,7 @@ from experiments.core.errors import DataError
 TokenizerLoader = Callable[[str, Callable[[], list[str]]], Any]
 
 _NOT_DATA_SHAPING = {"batch_size", "eval_batch_size", "num_workers"}
+PREPARED_VERSION = "prepared-splits-v1"  # bump when PreparedSplits changes shape
 
 
 @dataclass
@@ -43,6 +44,15 @@ class PreparedSplits:
     labels: dict[str, list[str]]
     label_names: list[str]
     report: CleaningReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"texts": self.texts, "labels": self.labels, "label_names": self.label_names,
+                "report": self.report.to_dict()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreparedSplits:
+        return cls(texts=d["texts"], labels=d["labels"], label_names=d["label_names"],
+                   report=CleaningReport.from_dict(d["report"]))  # fmt: skip
 
 
 class TokenizedSplit(Dataset):
@@ -101,6 +111,7 @@ class TextClassificationDataModule(SplitDataLoaders):
         self.tokenizer_fingerprint = ""
         self.cache_key = ""
         self._prepared: PreparedSplits | None = None
+        self._prep_key = ""
         self.meta: dict[str, Any] = {}
         self.train_originals = 0
 
@@ -147,10 +158,37 @@ class TextClassificationDataModule(SplitDataLoaders):
     def options(self) -> dict[str, Any]:
         return self.cfg.model_dump(mode="json", exclude=_NOT_DATA_SHAPING)
 
+    def prep_key(self) -> str:
+        """The key of everything before tokenising: the data's bytes, the cleaning and split options
+        (not max_length) and the fold. Sets `data_fingerprint`."""
+        if not self._prep_key:
+            self.data_fingerprint = fingerprints.files_fingerprint(self.source_files())
+            opts = self.options()
+            opts.pop("max_length")
+            key = fingerprints.fingerprint("prepared", self.name, self.data_fingerprint, opts)
+            if self.fold is not None:  # the fold's train split (and the `tiny` tokenizer built from it)
+                key = fingerprints.fingerprint(key, "fold", *self.fold)
+            self._prep_key = key
+        return self._prep_key
+
     def prepared(self) -> PreparedSplits:
-        """Read, clean, subsample and split (kept in memory; not needed on a cache hit)."""
+        """Read, clean, subsample and split: once per `prep_key` on a machine. The result is kept in
+        the token cache, and a process that finds another one building it waits for it (a cold sweep's
+        baseline and its workers, or two workers, clean the same file once). Not needed on a token
+        cache hit."""
         if self._prepared is not None:
             return self._prepared
+        key = fingerprints.fingerprint(PREPARED_VERSION, self.prep_key())
+        with token_cache.building(key):
+            cached = token_cache.load(key)
+            if cached is not None:
+                self._prepared = PreparedSplits.from_dict(cached.meta["prepared"])
+            else:
+                self._prepared = self._clean_and_split()
+                token_cache.save(key, {}, {"prepared": self._prepared.to_dict()})
+        return self._prepared
+
+    def _clean_and_split(self) -> PreparedSplits:
         cfg = self.cfg
         raw = self.read()
         allowed = raw.allowed if raw.allowed is not None else self.cfg.allowed_labels()
@@ -194,8 +232,7 @@ class TextClassificationDataModule(SplitDataLoaders):
                 f"({', '.join(f'{s}={len(texts[s])}' for s in SPLITS)}); use more data or larger fractions."
             )
         names = self.label_set(data.labels, allowed)
-        self._prepared = PreparedSplits(texts=texts, labels=labels_by, label_names=names, report=report)
-        return self._prepared
+        return PreparedSplits(texts=texts, labels=labels_by, label_names=names, report=report)
 
     def _fold_of(self, texts: dict[str, list[str]], labels: dict[str, list[str]], k: int,
                  folds: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:  # fmt: skip
@@ -211,13 +248,8 @@ class TextClassificationDataModule(SplitDataLoaders):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        files = self.source_files()
-        self.data_fingerprint = fingerprints.files_fingerprint(files)
-        opts = self.options()
-        max_length = opts.pop("max_length")
-        prep_key = fingerprints.fingerprint("prepared", self.name, self.data_fingerprint, opts)
-        if self.fold is not None:  # the fold's train split (and the `tiny` tokenizer built from it)
-            prep_key = fingerprints.fingerprint(prep_key, "fold", *self.fold)
+        max_length = self.options()["max_length"]
+        prep_key = self.prep_key()
         self.tokenizer = self.tokenizer_loader(prep_key, lambda: self.prepared().texts["train"])
         self.tokenizer_fingerprint = fingerprints.tokenizer_fingerprint(self.tokenizer)
         self.cache_key = fingerprints.fingerprint(prep_key, self.tokenizer_fingerprint, max_length)

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from experiments.core import assets
+from experiments.core import assets, token_cache
 from experiments.core.errors import ConfigError, EcomlabError
 from lightning_modules.knobs import ModelConfig, PeftConfig
 
@@ -103,6 +103,19 @@ def save_tiny_backbone(texts: list[str], m: ModelConfig, out: Path) -> None:
     ).save_pretrained(out)  # fmt: skip
 
 
+def _build_tiny(folder: Path, texts: list[str], m: ModelConfig) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-"))
+    try:
+        save_tiny_backbone(texts, m, tmp)
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / "config.json").is_file():  # not just another process winning
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def tokenizer_loader(m: ModelConfig) -> Callable[[str, Callable[[], list[str]]], Any]:
     """The DataModule calls this with the prepared-data key and a lazy view of the train texts."""
     from transformers import AutoTokenizer
@@ -111,16 +124,9 @@ def tokenizer_loader(m: ModelConfig) -> Callable[[str, Callable[[], list[str]]],
         if m.backbone == "tiny":
             folder = _tiny_dir(prep_key, m)
             if not (folder / "config.json").is_file():
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-"))
-                try:
-                    save_tiny_backbone(train_texts(), m, tmp)
-                    tmp.rename(folder)
-                except OSError:
-                    if not (folder / "config.json").is_file():  # not just another process winning
-                        raise
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                with token_cache.building(f"tiny-{folder.name}"):  # built once on a machine
+                    if not (folder / "config.json").is_file():
+                        _build_tiny(folder, train_texts(), m)
             return AutoTokenizer.from_pretrained(str(folder))
         try:
             return AutoTokenizer.from_pretrained(resolve(m.backbone), trust_remote_code=m.trust_remote_code)

@@ -8,10 +8,12 @@ that is renamed into place, so concurrent trials never see half a cache entry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,23 @@ def load(key: str) -> CachedSplits | None:
         return CachedSplits(tensors=load_file(d / "tokens.safetensors"), meta=meta)
     except (OSError, ValueError, json.JSONDecodeError):
         return None  # a damaged entry is rebuilt
+
+
+@contextlib.contextmanager
+def building(key: str) -> Iterator[None]:
+    """Hold the machine-wide lock for building entry `key` (an OS file lock beside the cache): a
+    second process that wants the same entry waits here, then finds it built. Released when the
+    holder exits, also if it is killed."""
+    import fcntl
+
+    locks = cache_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{key}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def save(key: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:

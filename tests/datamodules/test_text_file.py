@@ -103,6 +103,40 @@ def test_token_cache_hit_and_miss(fresh_cache: Path) -> None:
     assert other_tokenizer.tokenizer_fingerprint != first.tokenizer_fingerprint
 
 
+def test_data_is_cleaned_once_on_a_machine_even_by_builders_starting_together(
+    fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two DataModules set up at once (each holding its own OS file lock, as two processes do) and a
+    later one with another max_length: one cleaning, the same splits for all three."""
+    import threading
+    import time
+
+    from datamodules.text_classification_data import TextClassificationDataModule as DM
+
+    cleanings = []
+    real = DM._clean_and_split
+
+    def slow_and_counted(self: Any) -> Any:
+        cleanings.append(1)
+        time.sleep(0.5)  # long enough for the other builder to arrive while this one holds the lock
+        return real(self)
+
+    monkeypatch.setattr(DM, "_clean_and_split", slow_and_counted)
+    together = [make(), make()]
+    threads = [threading.Thread(target=dm.setup) for dm in together]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    later = make(max_length=48)
+    later.setup()
+    assert len(cleanings) == 1
+    assert later.cache_hit is False  # tokenised again for the new max_length, from the kept cleaning
+    for dm in (*together, later):
+        assert dm.prepared().texts == together[0].prepared().texts
+        assert dm.report.to_dict() == together[0].report.to_dict()
+
+
 def test_batches_are_trimmed_to_their_longest_text() -> None:
     dm = make(max_length=64)
     dm.setup()
