@@ -287,6 +287,9 @@ class RunRecordWriter:
 
         from experiments import tracking
 
+        start = time.perf_counter()
         self.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         tracking.finish(self.logger, metrics)
+        # measured after W&B's summary was sent, so only metrics.json has it
+        metrics["time/record_s"] = round(time.perf_counter() - start, 3)
         write_json(self.out / "metrics.json", metrics)  # last: its presence marks a completed run

@@ -605,8 +605,6 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
     sweep_file = sw.source
     k = ranks_per_trial(sw)
     study = create_study(sw, runs_root)
-    if baseline:
-        study_baseline(study, sw, console)
     budget = effective_budget(sw, n_trials)
     deadline = time.time() + sw.budget.timeout if sw.budget.timeout else None
     gpus = plan_devices(workers, devices_per_trial, sw)
@@ -625,6 +623,8 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
     interrupted = False
     previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        if baseline:  # while the workers start (imports, data); on a cold cache one cleaning serves both
+            study_baseline(study, sw, console)
         with Live(
             _view(study, sw, budget, procs), console=console, refresh_per_second=2, transient=False
         ) as live:

@@ -94,20 +94,27 @@ SEQUENCE_INPUTS = ("input_ids", "attention_mask")
 
 
 def median_ms(forward: Callable[[dict[str, torch.Tensor]], Any], example: dict[str, torch.Tensor], batch: int,
-              max_length: int | None, repeats: int = 10) -> float:  # fmt: skip
+              max_length: int | None, repeats: int = 10, budget_s: float | None = None) -> float:  # fmt: skip
     """Median milliseconds of `forward` on `timing_inputs(example, batch, max_length)`: `repeats`
-    passes after 2 warm-ups, without gradients. The one latency measurement of runs and exports."""
+    passes after 2 warm-ups, without gradients. The one latency measurement of runs and exports.
+
+    With `budget_s` (a training run's own figure, which should not cost a trial seconds): one
+    warm-up, then passes until `repeats` or until `budget_s` is spent, at least 3."""
     import statistics
     import time
 
     inputs = timing_inputs(example, batch, max_length)
-    times = []
+    warmups = 2 if budget_s is None else 1
+    times: list[float] = []
     with torch.inference_mode():
-        for _ in range(repeats + 2):
+        while len(times) < repeats + warmups:
             start = time.perf_counter()
             forward(inputs)
             times.append(time.perf_counter() - start)
-    return statistics.median(times[2:]) * 1000
+            timed = times[warmups:]
+            if budget_s is not None and len(timed) >= 3 and sum(timed) >= budget_s:
+                break
+    return statistics.median(times[warmups:]) * 1000
 
 
 def timing_inputs(

@@ -176,6 +176,33 @@ def test_wandb_offline_run_holds_config_metrics_and_summary(tmp_path: Path) -> N
     assert "would upload" in dry.output and run_file.parent.name in dry.output.replace("\n", "")
 
 
+def test_runs_say_where_their_time_went_and_each_lists_the_packages_listed_once(tmp_path: Path) -> None:
+    requirements = []
+    for seed in (1, 2):  # two runs in one process, as a sweep worker's trials are
+        cfg = validate(tiny_config(seed=seed, tracking={"mode": "offline"}))
+        metrics = train(cfg)
+        phases = (
+            "data_prep",
+            "model_build",
+            "wandb_init",
+            "fit",
+            "evaluate",
+            "analysis",
+            "latency",
+            "weights",
+        )
+        seconds = {p: metrics[f"time/{p}_s"] for p in phases}
+        assert all(v >= 0 for v in seconds.values()) and seconds["fit"] > 0
+        assert sum(seconds.values()) <= metrics["time/total_s"]  # phases do not overlap
+        rec = tmp_path / "runs" / experiment_id(cfg)
+        on_disk = json.loads((rec / "metrics.json").read_text())
+        assert on_disk["time/record_s"] > 0  # the W&B finish and the last files, after the summary was sent
+        (run_file,) = rec.glob("wandb/offline-run-*/run-*.wandb")
+        summary(run_file)  # waits until W&B has written the run
+        requirements.append((run_file.parent / "files" / "requirements.txt").read_text())
+    assert requirements[0] == requirements[1] and "torch==" in requirements[1]
+
+
 def test_api_key_never_reaches_a_written_file(tmp_path: Path, asset_cache: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     canary = "ecomlabcanary" + "7" * 27
