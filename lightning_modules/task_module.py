@@ -41,6 +41,8 @@ class TaskModule(pl.LightningModule):
     adversarial: Adversarial | None = None
     label_smoothing: float = 0.0  # read by a task's `loss` (classification)
     layer_decay: float = 1.0
+    # The predictions and targets of the last val/test pass, once `keep_predictions` is called
+    _kept: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     def __init__(
         self, model: nn.Module, lr: float, weight_decay: float, warmup: float, schedule: str
@@ -76,6 +78,11 @@ class TaskModule(pl.LightningModule):
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
+        """What `forward_batch` serves, from a raw output (a price from a standardised one; by default
+        the raw output itself)."""
+        return out
 
     def epoch_values(self, values: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         """Metrics derived from an epoch's computed ones (click-through adds normalised entropy)."""
@@ -118,6 +125,8 @@ class TaskModule(pl.LightningModule):
             out, loss = self._objective(batch, stage)
             total = loss
         self.update_metrics(getattr(self, f"{stage}_metrics"), out.detach(), batch)
+        if self._kept is not None and stage in self._kept:
+            self._kept[stage].append((self.to_prediction(out.detach()).float().cpu(), batch["labels"].cpu()))
         n = len(batch["labels"])
         if self.trainer.world_size > 1:
             # On several devices the epoch loss is a torchmetrics mean (weighted by batch size, reduced
@@ -141,6 +150,35 @@ class TaskModule(pl.LightningModule):
             loss.reset()
         self.log_dict(values)
         return values
+
+    def keep_predictions(self) -> None:
+        """From now on every val/test pass on one device in full precision keeps what `forward_batch`
+        returns for each example, so that the after-training analysis (`predictions`) reads the
+        pass that computed the val/test metrics instead of running the split again."""
+        self._kept = {}
+
+    def _start_keeping(self, stage: str) -> None:
+        if self._kept is None:
+            return
+        self._kept.pop(stage, None)
+        if self.trainer.world_size == 1 and str(self.trainer.precision).startswith(("32", "64")):
+            self._kept[stage] = []  # on K devices a rank sees a shard; mixed precision differs from predict
+
+    def predictions(self, dm: Any, split: str) -> tuple[Any, Any]:
+        """(outputs, targets) of `forward_batch` over a whole split, as numpy arrays: the kept ones of
+        the last pass when it covered the split, else a fresh pass (`evaluation.predict`)."""
+        from lightning_modules.evaluation import predict
+
+        kept = (self._kept or {}).get(split)
+        if kept and sum(len(t) for _, t in kept) == len(dm.splits[split]):
+            return torch.cat([o for o, _ in kept]).numpy(), torch.cat([t for _, t in kept]).numpy()
+        return predict(self, getattr(dm, f"{split}_dataloader")())
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_keeping("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_keeping("test")
 
     def on_train_start(self) -> None:
         self.monitor_best.reset()  # forget the sanity check's values

@@ -62,7 +62,10 @@ class ClickThroughModule(TaskModule):
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The calibrated click logit."""
-        return self.model.calibrated(self.raw_output(batch))
+        return self.to_prediction(self.raw_output(batch))
+
+    def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
+        return self.model.calibrated(out)
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         y = batch["labels"].float()
@@ -89,10 +92,10 @@ class ClickThroughModule(TaskModule):
         """Threshold on val (best F1), its test precision/recall/F1, the test RIG, confusion matrix PNG."""
         from sklearn.metrics import f1_score, log_loss, precision_score, recall_score
 
-        from lightning_modules.evaluation import best_threshold, predict, save_confusion_matrix
+        from lightning_modules.evaluation import best_threshold, save_confusion_matrix
 
-        val_logit, val_y = predict(self, dm.val_dataloader())
-        logit, y = predict(self, dm.test_dataloader())
+        val_logit, val_y = self.predictions(dm, "val")
+        logit, y = self.predictions(dm, "test")
         p_val, p = (
             torch.sigmoid(torch.as_tensor(val_logit)).numpy(),
             torch.sigmoid(torch.as_tensor(logit)).numpy(),

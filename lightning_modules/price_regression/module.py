@@ -53,7 +53,10 @@ class PriceRegressionModule(TaskModule):
 
     def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The predicted price."""
-        return self.model.to_price(self.raw_output(batch))
+        return self.to_prediction(self.raw_output(batch))
+
+    def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
+        return self.model.to_price(out)
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.mse_loss(out, self.model.scaled_target(batch["labels"]))
@@ -70,8 +73,8 @@ class PriceRegressionModule(TaskModule):
 
     def evaluate(self, dm: Any, out: Path) -> dict[str, float]:
         """The residual plot of the test split (true vs predicted, residual vs predicted)."""
-        from lightning_modules.evaluation import predict, save_residuals
+        from lightning_modules.evaluation import save_residuals
 
-        preds, prices = predict(self, dm.test_dataloader())
+        preds, prices = self.predictions(dm, "test")
         save_residuals(prices, preds, out / "residuals.png", "test split: price", unit="price")
         return {}

@@ -91,14 +91,14 @@ class TextClassificationModule(TaskModule):
         two classes. Returns the extra metrics for metrics.json."""
         from sklearn.metrics import accuracy_score, classification_report, f1_score
 
-        from lightning_modules.evaluation import best_threshold, predict, save_confusion_matrix
+        from lightning_modules.evaluation import best_threshold, save_confusion_matrix
 
         names = list(dm.label_names)
-        logits, labels = predict(self, dm.test_dataloader())
+        logits, labels = self.predictions(dm, "test")
         preds = logits.argmax(axis=1)
         extra: dict[str, float] = {}
         if len(names) == 2:
-            val_logits, val_labels = predict(self, dm.val_dataloader())
+            val_logits, val_labels = self.predictions(dm, "val")
             threshold = best_threshold(
                 torch.softmax(torch.as_tensor(val_logits), 1)[:, 1].numpy(), val_labels
             )

@@ -100,3 +100,27 @@ def test_threshold_is_the_f1_best_on_validation() -> None:
     # thresholds 0.35 -> F1 0.8 (P 2/3, R 1); 0.4 -> 0.5; 0.8 -> 0.667
     assert best_threshold(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.35
     assert best_threshold(np.array([0.2, 0.9]), np.array([0, 0])) == 0.5  # no positives: the default
+
+
+def test_the_analysis_reads_the_last_val_and_test_pass_instead_of_running_them_again() -> None:
+    from lightning_modules.evaluation import predict
+
+    module, dm = setup_module_and_data()
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)  # fmt: skip
+    trainer.fit(module, datamodule=dm)
+    assert "val" not in (module._kept or {})  # nothing is kept before it is asked for
+    module.keep_predictions()
+    trainer.validate(module, datamodule=dm, verbose=False)
+    trainer.test(module, datamodule=dm, verbose=False)
+    for split in ("val", "test"):
+        kept, fresh = module.predictions(dm, split), predict(module, getattr(dm, f"{split}_dataloader")())
+        assert len(kept[1]) == len(dm.splits[split])
+        torch.testing.assert_close(torch.as_tensor(kept[0]), torch.as_tensor(fresh[0]), rtol=0, atol=0)
+        assert (kept[1] == fresh[1]).all()
+    # a pass that saw part of the split is not used: the analysis runs the whole split
+    pl.Trainer(limit_test_batches=1, logger=False, enable_progress_bar=False).test(
+        module, datamodule=dm, verbose=False
+    )
+    assert len(module._kept["test"]) == 1
+    assert len(module.predictions(dm, "test")[1]) == len(dm.splits["test"])
