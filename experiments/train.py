@@ -47,7 +47,7 @@ def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def _load_best(module: Any, path: str) -> int | None:
-    """Load the best checkpoint's weights (weights_only) into `module`; return its epoch.
+    """Load the best checkpoint's weights (weights_only) into `module`; return its epoch (0-based).
 
     Checkpoints written while pruning hold `weight_orig` and `weight_mask`; they are folded into
     plain (permanently pruned) weights, as the module has them after training.
@@ -168,6 +168,7 @@ def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any, extra
                       clock: _Phases) -> tuple[dict[str, float], int | None, float]:  # fmt: skip
     """Fit, load the best checkpoint; return its val/* and test/* metrics, its epoch, the fit seconds."""
     fit_start = time.time()
+    module.keep_predictions()  # the analysis after training reads the val/test passes' outputs
     try:
         trainer.fit(module, datamodule=dm)
     except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
@@ -183,10 +184,30 @@ def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any, extra
     trainer.callbacks = [c for c in trainer.callbacks if not any(c is x for x in extra_callbacks)]
     with clock("evaluate"):
         best_epoch = _load_best(module, checkpoint.best_model_path)
-        # every val/ metric of the chosen checkpoint (not only the monitored one), then test
-        (val,) = trainer.validate(module, datamodule=dm, verbose=False)
+        # every val/ metric of the chosen checkpoint (not only the monitored one), then test. When
+        # the best is the last epoch, fit's last validation pass measured these very weights: its
+        # metrics and kept outputs are the ones a second pass would give, bit for bit.
+        last = trainer.current_epoch - 1
+        val = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        if not (val and best_epoch == last and _last_pass_is_final(trainer)):
+            (val,) = trainer.validate(module, datamodule=dm, verbose=False)
         (test,) = trainer.test(module, datamodule=dm, verbose=False)
     return {k: float(v) for k, v in sorted({**val, **test}.items())}, best_epoch, fit_s
+
+
+def _last_pass_is_final(trainer: Any) -> bool:
+    """Whether fit's last validation pass saw the weights fit ended with: it ran after the last
+    training epoch (not skipped by `check_val_every_n_epoch`), on one device, over the whole split,
+    and nothing changes weights at an epoch's end (scheduled pruning does)."""
+    from experiments.pruning import ScheduledPruning
+
+    return (
+        trainer.world_size == 1
+        and isinstance(trainer.limit_val_batches, float)
+        and trainer.limit_val_batches == 1.0
+        and trainer.check_val_every_n_epoch == 1
+        and not any(isinstance(c, ScheduledPruning) for c in trainer.callbacks)
+    )
 
 
 def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,

@@ -297,3 +297,50 @@ def test_freeze_layers_keeps_bottom_layers_fixed() -> None:
         backbones.build_model(
             validate(tiny_config(model={"freeze_layers": 9})), 2, dm.tokenizer, dm.label_names
         )
+
+
+def test_a_one_device_run_evaluates_each_split_once_after_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The val-chosen threshold, confusion matrix and per-class report come from the val/test
+    passes that computed the metrics, not from two more passes over the splits."""
+    from lightning_modules import evaluation
+
+    calls: list[int] = []
+    real = evaluation.predict
+    monkeypatch.setattr(evaluation, "predict", lambda *a: calls.append(1) or real(*a))
+    cfg = validate(tiny_config())
+    metrics = train(cfg, tmp_path / "runs")
+    assert calls == []
+    report = json.loads((tmp_path / "runs" / experiment_id(cfg) / "per_class.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["test/acc_at_threshold"], abs=1e-9)
+
+
+def test_a_best_last_epoch_is_not_validated_twice_and_its_record_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the best checkpoint is the last epoch's, fit's last validation pass measured those very
+    weights: its metrics are kept instead of a second pass, and every figure is the second pass's."""
+    import lightning.pytorch as pl
+
+    from experiments import train as train_module
+
+    passes: list[int] = []
+    real = pl.Trainer.validate
+    monkeypatch.setattr(pl.Trainer, "validate", lambda self, *a, **k: passes.append(1) or real(self, *a, **k))
+    cfg = validate(
+        tiny_config(
+            optim={"lr": 3e-3, "warmup": 0.0},
+            trainer={"max_epochs": 2, "patience": 2, "monitor": "val/loss", "mode": "min"},
+        )
+    )
+    fast = train(cfg, tmp_path / "fast")
+    assert fast["best_epoch"] == fast["epochs_trained"] - 1, "the fixture's best epoch should be its last"
+    assert passes == []
+    monkeypatch.setattr(train_module, "_last_pass_is_final", lambda trainer: False)
+    slow = train(cfg, tmp_path / "slow")
+    assert passes == [1]
+    figures = lambda m: {k: v for k, v in m.items() if not is_timing(k)}  # noqa: E731
+    assert figures(fast) == figures(slow)
+    rec = lambda root: (root / experiment_id(cfg) / "per_class.json").read_text()  # noqa: E731
+    assert rec(tmp_path / "fast") == rec(tmp_path / "slow")
