@@ -182,7 +182,7 @@ def hand_side() -> dict[str, Any]:
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(multivariate=True, seed=0),
                                 pruner=optuna.pruners.HyperbandPruner(1, EPOCHS, 3))  # fmt: skip
     study.optimize(objective, n_trials=TRIALS)
-    return {"best": study.best_value, "trials": _trial_seconds(study)}
+    return {"best": study.best_value, "trials": _trial_seconds(study), "states": _states(study)}
 
 
 def hf_side() -> dict[str, Any]:
@@ -225,6 +225,13 @@ def hf_side() -> dict[str, Any]:
     return {"best": best.objective, "trials": []}
 
 
+def _states(study: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.trials:
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
 def _trial_seconds(study: Any) -> list[float]:
     return [
         (t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials if t.datetime_complete
@@ -250,12 +257,12 @@ def run_side(side: str, cache: Path, work: Path) -> dict[str, Any]:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{side} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    result = ecomlab_report(work / "runs", start_wall=time.time() - wall) if side == "ecomlab" else json.loads(
-        report.read_text())  # fmt: skip
+    result = ecomlab_report(work / "runs", start_wall=time.time() - wall, wall=wall) if side == "ecomlab" else (
+        json.loads(report.read_text()))  # fmt: skip
     return {"wall": wall, **result}
 
 
-def ecomlab_report(runs: Path, start_wall: float) -> dict[str, Any]:
+def ecomlab_report(runs: Path, start_wall: float, wall: float) -> dict[str, Any]:
     """The best value, and where each trial's time went (its run record's time/* and the study)."""
     import optuna
 
@@ -272,8 +279,10 @@ def ecomlab_report(runs: Path, start_wall: float) -> dict[str, Any]:
         rows.append({"state": t.state.name, "trial_s": trial_s, "train_s": m.get("time/total_s"),
                      **{k: v for k, v in m.items() if k.startswith("time/")}})  # fmt: skip
     first = min(t.datetime_start for t in study.trials).timestamp()
+    last = max(t.datetime_complete for t in study.trials if t.datetime_complete).timestamp()
     return {"best": study.best_value, "trials": [r["trial_s"] for r in rows], "breakdown": rows,
-            "to_first_trial_s": first - start_wall}  # fmt: skip
+            "states": _states(study), "to_first_trial_s": first - start_wall,
+            "after_last_trial_s": start_wall + wall - last}  # fmt: skip
 
 
 def fresh_cache(warm: Path, into: Path) -> Path:
@@ -341,15 +350,17 @@ def main() -> None:
             bests = ", ".join(f"{r['best']:.4f}" for r in results[(variant, s)])
             trials = [x for r in results[(variant, s)] for x in r["trials"]]
             med = f", median trial {statistics.median(trials):.1f} s" if trials else ""
-            print(f"  {s:<8} {walls[s]:7.1f} s{med}  ({bests})")
+            states = results[(variant, s)][0].get("states")
+            print(
+                f"  {s:<8} {walls[s]:7.1f} s{med}  ({bests}){f'  first repeat: {states}' if states else ''}"
+            )
         for peer in (s for s in args.sides if s != "ecomlab"):
             if "ecomlab" in walls:
                 print(f"  ecomlab / {peer}: {walls['ecomlab'] / walls[peer]:.3f}x")
         if "ecomlab" in walls:
             eco = results[(variant, "ecomlab")]
-            print(
-                f"  ecomlab start to first trial: {statistics.median(r['to_first_trial_s'] for r in eco):.1f} s"
-            )
+            print(f"  ecomlab start to first trial: {statistics.median(r['to_first_trial_s'] for r in eco):.1f} s, "
+                  f"last trial to exit: {statistics.median(r['after_last_trial_s'] for r in eco):.1f} s")  # fmt: skip
             breakdown_table([row for r in eco for row in r["breakdown"]])
     shutil.rmtree(root, ignore_errors=True)
 

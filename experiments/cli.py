@@ -592,14 +592,20 @@ def config_help() -> None:
 
 
 def main() -> None:
+    from experiments.core.process import exit_now
+
+    code: object = 0
     try:
         app()
+    except SystemExit as exc:  # how Typer ends every command
+        code = exc.code
     except EcomlabError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        code = 2
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/]")
-        sys.exit(130)
+        code = 130
+    exit_now(code)
 
 
 if __name__ == "__main__":

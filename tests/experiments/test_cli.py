@@ -70,3 +70,25 @@ def test_reproduce_of_an_unknown_id_among_other_records_is_a_clear_error(tmp_pat
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and f"No run record {exp_id}" in proc.stderr
         assert hint in proc.stderr
+
+
+def test_a_command_ends_with_its_exit_status_after_its_atexit_handlers_and_output(tmp_path) -> None:
+    """`exit_now` skips only the interpreter's teardown: what atexit handlers (W&B's teardown) and
+    buffered output still had to write is written, and the status is the command's."""
+    code = (
+        "import atexit, sys\n"
+        "from experiments.core.process import exit_now\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'flushed')!r}, 'w').write('yes'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "exit_now(sys.argv[1] if sys.argv[1] == 'why' else int(sys.argv[1]))\n"
+    )
+    for arg, status in (("0", 0), ("3", 3), ("why", 1)):
+        (tmp_path / "flushed").unlink(missing_ok=True)
+        proc = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True)
+        assert proc.returncode == status
+        assert proc.stdout == "buffered, no newline"
+        assert (tmp_path / "flushed").read_text() == "yes"
+        assert proc.stderr.strip() == ("why" if arg == "why" else "")
+    bad = subprocess.run([sys.executable, "-m", "experiments.cli", "run", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "missing.yaml" in bad.stderr
