@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from datamodules.electronics_products import MEMBER as ELECTRONICS
 from datamodules.womens_clothing_reviews import MEMBER as WOMENS
-from experiments.anomaly import auroc, embed, load_encoder, score
+from experiments.analysis.anomaly import auroc, embed, load_encoder, score
 from experiments.core import assets
 
 

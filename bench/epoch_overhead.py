@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from experiments.config import validate
-from experiments.registry import build_datamodule
-from experiments.train import train
+from experiments.config.registry import build_datamodule
+from experiments.run.train import train
 from lightning_modules import backbones
 from lightning_modules.optimization import NO_DECAY
 

@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 import torch
 
 from experiments.config import validate
-from experiments.train import train
+from experiments.run.train import train
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
                     "A10": 125.0, "4090": 165.0, "3090": 71.0, "T4": 65.0, "V100": 125.0}  # fmt: skip

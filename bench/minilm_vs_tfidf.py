@@ -21,8 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from experiments.config import validate
-from experiments.registry import build_datamodule
-from experiments.train import train
+from experiments.config.registry import build_datamodule
+from experiments.run.train import train
 
 
 def tfidf_baseline(prep) -> dict[str, float]:

@@ -266,7 +266,7 @@ def ecomlab_report(runs: Path, start_wall: float, wall: float) -> dict[str, Any]
     """The best value, and where each trial's time went (its run record's time/* and the study)."""
     import optuna
 
-    from experiments.study import default_storage_url
+    from experiments.results.storage import default_storage_url
 
     study = optuna.load_study(study_name="peers", storage=default_storage_url(runs))
     rows = []

@@ -54,7 +54,7 @@ def sweep(folder: Path, name: str, trials: int, url: str | None = None, **traine
 
 
 def study(name: str, url: str) -> Any:
-    from experiments.study import load_study
+    from experiments.results.storage import load_study
 
     return load_study(name, url)
 

@@ -24,9 +24,9 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_common  # noqa: E402
 
-import experiments.sweep as sweep_module  # noqa: E402
-import experiments.train as train_module  # noqa: E402
-from experiments.sweep import run_worker  # noqa: E402
+import experiments.run.train as train_module  # noqa: E402
+import experiments.sweep.worker as worker_module  # noqa: E402
+from experiments.sweep.worker import run_worker  # noqa: E402
 
 
 def timed(fn, sink: list[float]):
@@ -53,8 +53,8 @@ def main() -> None:
     setup: list[float] = []
     reports: list[float] = []
     train_module.train = timed(train_module.train, inside)
-    # run_worker looks worker_study up in its module at call time
-    sweep_module.worker_study = timed(sweep_module.worker_study, setup)
+    # run_worker looks open_study up in its module at call time
+    worker_module.open_study = timed(worker_module.open_study, setup)
     cb = PyTorchLightningPruningCallback
     cb.on_validation_end = timed(cb.on_validation_end, reports)  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:

@@ -61,8 +61,8 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_common  # noqa: E402
 
-from experiments.study import default_storage_url, load_study  # noqa: E402
-from experiments.sweep import run_worker  # noqa: E402
+from experiments.results.storage import default_storage_url, load_study  # noqa: E402
+from experiments.sweep.worker import run_worker  # noqa: E402
 
 # The pruned side's sampler, pruner and min_resource are set per run (--sampler, --pruner, --min-resource).
 # Its key stays "hyperband" whatever the pruner: it is part of the study name, and Optuna's Hyperband

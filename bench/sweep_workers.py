@@ -32,7 +32,8 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).parent))
 import sweep_common  # noqa: E402
 
-from experiments.sweep import run_sweep, run_worker  # noqa: E402
+from experiments.sweep.monitor import run_sweep
+from experiments.sweep.worker import run_worker  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 FIXED_WORK = {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}}

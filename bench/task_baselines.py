@@ -1,5 +1,5 @@
 """Each task's test metric from its shipped sweep's best trial, next to the product's baselines
-(`experiments/baseline.py`, each task's `baseline.py`) fitted on exactly the same split (the best
+(`experiments/run/baseline.py`, each task's `baseline.py`) fitted on exactly the same split (the best
 trial's own data config):
 
 - text classification: TF-IDF + logistic regression (word 1-2-grams, char 1-3-grams for Chinese; C on
@@ -24,10 +24,11 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from experiments import baseline, run_record
 from experiments.config import validate
-from experiments.study import default_storage_url, load_study
-from experiments.sweep_config import load_sweep
+from experiments.results import run_record
+from experiments.results.storage import default_storage_url, load_study
+from experiments.run import baseline
+from experiments.sweep.file import load_sweep
 
 DEFAULT_SWEEPS = [
     "sweeps/quickstart.yaml",
@@ -55,7 +56,7 @@ def main() -> None:
         if args.run:
             subprocess.run([sys.executable, "-m", "experiments.cli", "sweep", path], check=True)
         sw = load_sweep(path)
-        study = load_study(sw.name, sw.storage or default_storage_url(root))
+        study = load_study(sw.name, sw.spec.storage or default_storage_url(root))
         best = study.best_trial
         rec = run_record.read(root, best.user_attrs["experiment_id"])
         cfg = validate(rec.config)

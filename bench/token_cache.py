@@ -19,8 +19,8 @@ import torch
 from rich.console import Console
 
 from experiments.config import validate
+from experiments.config.registry import build_datamodule
 from experiments.core import token_cache
-from experiments.registry import build_datamodule
 
 
 def setup_time(cfg, drop_cache: bool) -> tuple[float, bool]:

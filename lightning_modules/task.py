@@ -1,7 +1,7 @@
 """What a task declares (a torch-free `TaskSpec`) and what the runner calls on it (`TaskModule`).
 
 Each task is one package `lightning_modules/<task>/`: its `__init__.py` holds the `SPEC` and the
-config group only that task has, importing nothing heavy, so `experiments/config.py` can build the
+config group only that task has, importing nothing heavy, so `experiments/config/` can build the
 config from the registry without torch; its `module.py` holds the LightningModule (a subclass of
 `task_module.TaskModule`, which owns the training plumbing every task shares).
 """
@@ -38,7 +38,8 @@ class TaskSpec:
             teacher's soft labels (`distill.*`).
         baseline: `package.module:function` fitting the task's cheap baseline on a DataModule
             (`fit(dm, cfg) -> {"name", "metrics": {val/*, test/*}, "settings", "trivial"}`), which
-            studies, runs and reports show beside the models (`experiments/baseline.py`).
+            studies, runs and reports show beside the models (`experiments/run/baseline.py`).
+        pipeline_tag: the Hugging Face model-card tag of an exported model.
     """
 
     name: str
@@ -54,6 +55,7 @@ class TaskSpec:
     serving: str | None = None
     class_logits: bool = False
     baseline: str | None = None
+    pipeline_tag: str = "other"
 
     @property
     def best_metric(self) -> str:
@@ -79,9 +81,8 @@ class TaskModule(Protocol):
     def from_config(cls, cfg: Any, dm: Any) -> TaskModule:
         """Build the model (backbone, LoRA, freezing, heads) and the module around it."""
 
-    def configure(self, cfg: Any) -> None:
-        """Set the training knobs that change the loss or the optimizer (distillation, adversarial
-        training, label smoothing, layer-wise lr decay)."""
+    hooks: list[Any]
+    """The training hooks of the knobs a config turns on (`experiments.core.knob.TrainingHook`)."""
 
     def forward_batch(self, batch: dict[str, Any]) -> Any:
         """The served output of a batch (logits, a price, a calibrated click logit)."""

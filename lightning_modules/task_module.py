@@ -1,15 +1,16 @@
 """The one thin base of `lightning_modules/`: the training plumbing every task shares.
 
 A task says how a batch becomes its raw output (`raw_output`), what the loss of that output is
-(`loss`, the hook a knob such as label smoothing, adversarial training or distillation changes once
-for every task), how metrics are updated from it, and what it serves (`forward_batch`). This base
-owns the rest: one `_step` for train/val/test (with distillation and adversarial training), the
-torchmetrics objects per stage, epoch-end logging, the best value of the task's monitor, AdamW with
-warmup, decay and layer-wise lr decay, and sparsity.
+(`loss`), how metrics are updated from it, and what it serves (`forward_batch`). This base owns the
+rest: one `_step` for train/val/test, the torchmetrics objects per stage, epoch-end logging, the best
+value of the task's monitor, AdamW with warmup and decay, and sparsity. The knobs that change the
+loss, the training step or the learning rates act through their `TrainingHook`s (`hooks`, attached by
+`experiments.config.registry.build_module`), in one place for every task.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
@@ -17,8 +18,6 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 
-from lightning_modules.adversarial import Adversarial, word_embeddings
-from lightning_modules.distillation import TEACHER_LOGITS, Distillation
 from lightning_modules.optimization import adamw_with_warmup
 from lightning_modules.task import TaskSpec
 
@@ -36,11 +35,8 @@ class TaskModule(pl.LightningModule):
     """
 
     spec: ClassVar[TaskSpec]
-    # The training knobs that change the loss or the optimizer, set by `configure` (train() calls it)
-    distillation: Distillation | None = None
-    adversarial: Adversarial | None = None
-    label_smoothing: float = 0.0  # read by a task's `loss` (classification)
-    layer_decay: float = 1.0
+    # The knobs' training hooks (`experiments.core.knob.TrainingHook`), in registry order
+    hooks: list[Any] = []
     # The predictions and targets of the last val/test pass, once `keep_predictions` is called
     _kept: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
@@ -92,38 +88,29 @@ class TaskModule(pl.LightningModule):
         return []
 
     # --- shared --------------------------------------------------------------------------------
-    def configure(self, cfg: Any) -> None:
-        """Set the training knobs from an experiment config (`distill`, `adversarial`, `optim`)."""
-        if cfg.distill.teacher is not None:
-            self.distillation = Distillation(cfg.distill.alpha, cfg.distill.temperature)
-        a = cfg.adversarial
-        if a.method != "none":
-            self.adversarial = Adversarial(a.method, a.epsilon, a.steps, a.alpha, a.weight)
-        self.label_smoothing = cfg.optim.label_smoothing
-        self.layer_decay = cfg.optim.layer_decay
-
-    def _objective(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(raw output, loss) of a batch: the task's loss, mixed with the teacher's on train."""
-        out = self.raw_output(batch)
+    def hooked_loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """The task's loss of a raw output with every hook's `loss` applied (label smoothing, the
+        teacher's soft labels on train)."""
         loss = self.loss(out, batch)
-        if stage == "train" and self.distillation is not None and TEACHER_LOGITS in batch:
-            loss = self.distillation.loss(out, batch[TEACHER_LOGITS], loss)
-        return out, loss
+        for hook in self.hooks:
+            loss = hook.loss(self, out, batch, loss, stage)
+        return loss
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        if stage == "train" and self.adversarial is not None:
-            outs: list[torch.Tensor] = []
+        outs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-            def objective() -> torch.Tensor:
-                out, loss = self._objective(batch, stage)
-                outs.append(out)
-                return loss
+        def objective() -> torch.Tensor:
+            out = self.raw_output(batch)
+            loss = self.hooked_loss(out, batch, stage)
+            outs.append((out, loss))
+            return loss
 
-            total, loss = self.adversarial.loss(word_embeddings(self.model), objective)
-            out = outs[0]  # the clean pass: metrics and the logged loss are the clean ones
-        else:
-            out, loss = self._objective(batch, stage)
-            total = loss
+        run = objective
+        if stage == "train":  # each hook's `train_step` wraps the one before (adversarial training)
+            for hook in self.hooks:
+                run = functools.partial(hook.train_step, self, run)
+        total = run()
+        out, loss = outs[0]  # the clean pass: metrics and the logged loss are the clean ones
         self.update_metrics(getattr(self, f"{stage}_metrics"), out.detach(), batch)
         if self._kept is not None and stage in self._kept:
             self._kept[stage].append((self.to_prediction(out.detach()).float().cpu(), batch["labels"].cpu()))
@@ -217,10 +204,9 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        depth = None
-        if self.layer_decay != 1.0:
-            from lightning_modules.backbones import layer_depths
-
-            depth = layer_depths(self.model)
-        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule,
-                                 self.trainer.estimated_stepping_batches, self.layer_decay, depth)  # fmt: skip
+        scales: dict[str, float] = {}
+        for hook in self.hooks:  # layer-wise lr decay
+            for name, scale in hook.lr_scales(self).items():
+                scales[name] = scales.get(name, 1.0) * scale
+        steps = self.trainer.estimated_stepping_batches
+        return adamw_with_warmup(self.model, hp.lr, hp.weight_decay, hp.warmup, hp.schedule, steps, scales)

@@ -54,4 +54,5 @@ SPEC = TaskSpec(
     group_config=CtrConfig,
     text_encoder=False,
     baseline="lightning_modules.click_through.baseline:fit",
+    pipeline_tag="tabular-classification",
 )

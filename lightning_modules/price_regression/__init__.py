@@ -33,4 +33,5 @@ SPEC = TaskSpec(
     group="head",
     group_config=HeadConfig,
     baseline="lightning_modules.price_regression.baseline:fit",
+    pipeline_tag="tabular-regression",
 )

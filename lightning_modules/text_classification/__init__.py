@@ -18,4 +18,5 @@ SPEC = TaskSpec(
     serving="lightning_modules.text_classification.serving",
     class_logits=True,
     baseline="lightning_modules.text_classification.baseline:fit",
+    pipeline_tag="text-classification",
 )

@@ -73,7 +73,7 @@ class TextClassificationModule(TaskModule):
         return self.forward_batch(batch)
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(out, batch["labels"], label_smoothing=self.label_smoothing)
+        return F.cross_entropy(out, batch["labels"])
 
     def update_metrics(
         self, metrics: MetricCollection, out: torch.Tensor, batch: dict[str, torch.Tensor]

@@ -10,8 +10,8 @@ import torch
 
 from datamodules.augment import Augmentation, char, eda
 from experiments.config import experiment_id, validate
+from experiments.config.registry import build_datamodule
 from experiments.core.errors import ConfigError
-from experiments.registry import build_datamodule
 from tests.conftest import tiny_config
 
 TEXTS = ["the dress fits well and the colour is lovely", "too small in the shoulders sadly", "great"]
@@ -72,8 +72,8 @@ def test_only_the_train_split_is_augmented_and_the_cache_knows_it() -> None:
 
 
 def test_an_augmented_run_reproduces() -> None:
-    from experiments.reproduce import reproduce
-    from experiments.train import train
+    from experiments.run.reproduce import reproduce
+    from experiments.run.train import train
 
     cfg = validate(tiny_config(trainer={"max_epochs": 1}, augment={"method": "char", "copies": 1}))
     metrics = train(cfg)

@@ -14,8 +14,8 @@ from datamodules.electronics_products import (
     parse_rating,
 )
 from experiments.config import validate
+from experiments.config.registry import build_datamodule
 from experiments.core.errors import DataError
-from experiments.registry import build_datamodule
 from tests.conftest import FIXTURES
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from datamodules import womens_clothing_reviews
 from experiments.config import validate
-from experiments.registry import build_datamodule
+from experiments.config.registry import build_datamodule
 from tests.conftest import FIXTURES
 
 

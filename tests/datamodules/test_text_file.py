@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from experiments.config import validate
+from experiments.config.registry import build_datamodule
 from experiments.core.errors import DataError
-from experiments.registry import build_datamodule
 from tests.conftest import FIXTURES, tiny_config
 
 

@@ -40,8 +40,8 @@ def test_calibration_undoes_negative_sampling_and_click_weighting(rate: float, p
 def test_a_click_through_run_reproduces_exactly(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datamodules.open_bandit import OpenBanditData
     from experiments.config import experiment_id, validate
-    from experiments.reproduce import reproduce
-    from experiments.train import train
+    from experiments.run.reproduce import reproduce
+    from experiments.run.train import train
     from tests.conftest import FIXTURES
 
     obd = FIXTURES / "obd" / "random" / "all"
@@ -68,7 +68,7 @@ def test_pruning_the_mlp_is_what_sparsity_measures(monkeypatch: pytest.MonkeyPat
     measure the embeddings, the longest ModuleList, and always said 0.0)."""
     from datamodules.open_bandit import OpenBanditData
     from experiments.config import validate
-    from experiments.train import train
+    from experiments.run.train import train
     from tests.conftest import FIXTURES
 
     obd = FIXTURES / "obd" / "random" / "all"

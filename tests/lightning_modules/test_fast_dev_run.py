@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import pytest
 
 from experiments.config import validate
-from experiments.registry import DATASETS, TASKS, build_datamodule, build_module
+from experiments.config.registry import DATASETS, TASKS, build_datamodule, build_module
 from tests.conftest import FIXTURES
 
 # dataset -> (task, data config, files that replace the asset's, if it has one)

@@ -10,7 +10,7 @@ import torch
 
 from datamodules.electronics_prices import ElectronicsPricesData
 from experiments.config import experiment_id, validate
-from experiments.train import train
+from experiments.run.train import train
 from lightning_modules.price_regression.module import PriceModel, PriceRegressionModule
 from tests.conftest import FIXTURES
 

@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 import torch
 
 from experiments.config import validate
-from experiments.registry import build_datamodule
+from experiments.config.registry import build_datamodule
 from lightning_modules import backbones
 from lightning_modules.text_classification.module import TextClassificationModule
 from tests.conftest import tiny_config

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from experiments.config import experiment_id, validate
+from experiments.config.registry import build_datamodule, build_module
 from experiments.core.errors import ConfigError
-from experiments.registry import build_datamodule, build_module
 from lightning_modules.adversarial import per_example_norm, word_embeddings
 from tests.conftest import tiny_config
 
@@ -21,9 +21,16 @@ def module_and_batch(**groups):
     dm = build_datamodule(cfg)
     dm.setup("fit")
     pl.seed_everything(0)
-    module = build_module(cfg, dm)
-    module.configure(cfg)
+    module = build_module(cfg, dm)  # with the training hooks of the knobs cfg turns on
     return module, next(iter(dm._loader("train", shuffle=False)))
+
+
+def adversarial(module):
+    """The FGM / PGD implementation behind the module's adversarial hook."""
+    from lightning_modules.knobs.adversarial import AdversarialHook
+
+    (hook,) = [h for h in module.hooks if isinstance(h, AdversarialHook)]
+    return hook.adversarial
 
 
 def objective(module, batch):
@@ -37,8 +44,8 @@ def test_fgm_perturbs_by_epsilon_times_the_embedding_norm_along_the_gradient_and
     module.eval()  # no dropout: the clean pass can be recomputed
     emb = word_embeddings(module.model)
     before = emb.weight.detach().clone()
-    total, clean = module.adversarial.loss(emb, objective(module, batch))
-    delta = module.adversarial.last_delta
+    total, clean = adversarial(module).loss(emb, objective(module, batch))
+    delta = adversarial(module).last_delta
     assert all(p.grad is None for p in module.parameters())  # the inner gradient touched no parameter
     # by hand: the clean embeddings e and the gradient g of the clean loss at them
     out = {}
@@ -63,16 +70,16 @@ def test_pgd_stays_inside_the_epsilon_ball() -> None:
     before = emb.weight.detach().clone()
     with torch.no_grad():
         size = per_example_norm(emb(batch["input_ids"])).flatten()
-    module.adversarial.loss(emb, objective(module, batch))
-    norms = per_example_norm(module.adversarial.last_delta).flatten() / size
+    adversarial(module).loss(emb, objective(module, batch))
+    norms = per_example_norm(adversarial(module).last_delta).flatten() / size
     assert bool((norms <= 0.4 + 1e-5).all())
     assert bool((norms > 0.4 - 1e-5).any())  # 4 steps of 0.3 reach the ball's edge: the projection acted
     assert torch.equal(emb.weight, before)
 
 
 def test_adversarial_training_trains_and_reproduces(tmp_path) -> None:
-    from experiments.reproduce import reproduce
-    from experiments.train import train
+    from experiments.run.reproduce import reproduce
+    from experiments.run.train import train
 
     plain = validate(tiny_config(trainer={"max_epochs": 1}))
     fgm = validate(tiny_config(trainer={"max_epochs": 1}, adversarial={"method": "fgm"}))
@@ -113,7 +120,7 @@ def test_label_smoothing_is_the_smoothed_cross_entropy_by_hand() -> None:
     module, batch = module_and_batch(optim={"label_smoothing": 0.2})
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
     labels = torch.tensor([0, 1])
-    got = float(module.loss(logits, {"labels": labels}))
+    got = float(module.hooked_loss(logits, {"labels": labels}, "train"))
     hand = 0.0
     for z, y in zip(logits.tolist(), labels.tolist()):
         logp = [v - math.log(sum(math.exp(u) for u in z)) for v in z]
@@ -139,3 +146,31 @@ def test_the_knobs_are_refused_where_a_task_cannot_use_them() -> None:
         )
     assert "optim.label_smoothing: task 'price_regression'" in str(err.value)
     assert "adversarial" not in str(err.value)  # price regression has a text encoder to perturb
+
+
+def test_rdrop_adds_alpha_times_the_symmetric_kl_of_a_second_dropout_pass() -> None:
+    from lightning_modules.knobs.rdrop import RDropHook
+
+    module, batch = module_and_batch(rdrop={"alpha": 0.5})
+    (hook,) = [h for h in module.hooks if isinstance(h, RDropHook)]
+    first = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    second = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    module.raw_output = lambda b: second  # the second pass, fixed for the hand computation
+    module.train()
+    got = float(hook.loss(module, first, batch, torch.tensor(1.0), "train"))
+    kl = 0.0
+    for a, b in zip(first.tolist(), second.tolist()):
+        pa = [math.exp(v) / sum(math.exp(u) for u in a) for v in a]
+        pb = [math.exp(v) / sum(math.exp(u) for u in b) for v in b]
+        kl += sum(p * math.log(p / q) for p, q in zip(pa, pb)) + sum(
+            q * math.log(q / p) for p, q in zip(pa, pb)
+        )
+    assert got == pytest.approx(1.0 + 0.5 * kl / 2 / 2, rel=1e-6)
+    assert float(hook.loss(module, first, batch, torch.tensor(1.0), "val")) == 1.0  # train only
+
+
+def test_rdrop_is_refused_without_class_logits_and_keeps_ids_when_off() -> None:
+    with pytest.raises(ConfigError, match="rdrop.alpha: task 'price_regression' has no class logits"):
+        validate({"data": {"dataset": "pc_prices"}, "rdrop": {"alpha": 1.0}})
+    off = tiny_config()
+    assert experiment_id(validate({**off, "rdrop": {"alpha": 0.0}})) == experiment_id(validate(off))

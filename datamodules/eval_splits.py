@@ -1,0 +1,46 @@
+"""`eval.*`: how a run's model is evaluated. `eval.folds: K` is k-fold cross-validation: stratified
+folds of train+val with test held out (`TextClassificationDataModule.fold` cuts them,
+`experiments.run.folds` trains one model per fold)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field
+
+from experiments.core.config_group import Group
+from experiments.core.knob import Knob
+
+
+class EvalConfig(Group):
+    folds: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="k-fold cross-validation: stratified folds of train+val (test held out), one model per "
+        "fold, metrics the mean (and _std); 1: the single split.",
+    )
+
+
+def _refuse(cfg: Any, spec: Any) -> Iterator[str]:
+    if cfg.eval.folds == 1:
+        return
+    if not spec.text_encoder:
+        yield (
+            f"eval.folds: task {cfg.task!r} splits its log by the data set's own rule; cross-validation is for "
+            "the text tasks; use 1"
+        )
+    if cfg.trainer.devices * cfg.trainer.num_nodes > 1:
+        yield (
+            "eval.folds: cross-validation trains its folds on one device; use trainer.devices 1 (it is for "
+            "small data sets, where several devices do not pay)"
+        )
+    if cfg.distill.teacher is not None:
+        yield (
+            "eval.folds: each fold trains on another part of train+val than the teacher's train split, so "
+            "distill.teacher cannot give its soft labels; use one or the other"
+        )
+
+
+KNOB = Knob("eval", EvalConfig, "How the model is evaluated: the split, or k folds.", refuse=_refuse)

@@ -1,0 +1,67 @@
+"""`ecomlab dashboard`: optuna-dashboard over the study storage, answering on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+from optuna.distributions import FloatDistribution
+
+from experiments.results.storage import default_storage_url, storage
+from tests.loopback import free_port, oversized_request
+
+
+def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    study = optuna.create_study(
+        study_name="shop", storage=storage(default_storage_url(runs)), direction="maximize"
+    )
+    study.add_trial(optuna.trial.create_trial(params={"optim.lr": 1e-4}, value=0.81,
+                                              distributions={"optim.lr": FloatDistribution(1e-5, 1e-3, log=True)}))  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "ecomlab"), "dashboard", "shop", "--port", str(port),
+                             "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ))  # fmt: skip
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, proc.stdout.read1().decode() if proc.stdout else ""
+        (summary,) = body["study_summaries"]
+        assert summary["study_name"] == "shop"
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=5
+        ) as r:
+            detail = json.loads(r.read())
+        assert detail["trials"][0]["values"] == [0.81]
+        assert detail["trials"][0]["params"][0]["name"] == "optim.lr"
+        note = f"/api/studies/{summary['study_id']}/note"
+        assert " 413 " in oversized_request(port, "PUT", note, 2 << 20, sent=0)  # refused from its header
+        with socket.socket() as s:  # bound to loopback only
+            s.settimeout(1)
+            host_ip = socket.gethostbyname(socket.gethostname())
+            if not host_ip.startswith("127."):
+                assert s.connect_ex((host_ip, port)) != 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_dashboard_on_an_unknown_study_is_a_clear_error(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    optuna.create_study(study_name="shop", storage=storage(default_storage_url(runs)))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ecomlab"), "dashboard", "shoe", "--runs-dir", str(runs)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "No study named 'shoe'" in proc.stderr and "shop" in proc.stderr
