@@ -71,8 +71,10 @@ def main() -> None:
     ap.add_argument("--injected", type=int, default=20)
     args = ap.parse_args()
     texts, injected, kinds = constructed_case(args.normal, args.injected)
-    print(f"{platform.machine()} {platform.processor() or ''}; {args.normal} real reviews + "
-          f"{kinds.count('near_duplicate')} near-duplicates + {kinds.count('off_topic')} off-topic texts")  # fmt: skip
+    print(
+        f"{platform.machine()} {platform.processor() or ''}; {args.normal} real reviews + "
+        f"{kinds.count('near_duplicate')} near-duplicates + {kinds.count('off_topic')} off-topic texts"
+    )
 
     start = time.time()
     enc = load_encoder("minilm", Path("runs"))
@@ -85,8 +87,10 @@ def main() -> None:
     )
 
     for side in (minilm, tfidf):
-        print(f"{side['side']:<20} AUROC {side['auroc']:.4f}  precision@{int(injected.sum())} "
-              f"{side['precision@k']:.3f}  ({side['s']:.1f} s)")  # fmt: skip
+        print(
+            f"{side['side']:<20} AUROC {side['auroc']:.4f}  precision@{int(injected.sum())} "
+            f"{side['precision@k']:.3f}  ({side['s']:.1f} s)"
+        )
     print(f"ratio of AUROCs (MiniLM / TF-IDF): {minilm['auroc'] / tfidf['auroc']:.3f}")
 
 

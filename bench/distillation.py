@@ -29,11 +29,17 @@ import sweep_common  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TEACHER = ROOT / "sweeps" / "teachers" / "womens_clothing_reviews.yaml"
 STUDENTS = {
-    "tiny 2x128": {"model": {"backbone": "tiny"}, "optim": {"lr": 1e-3, "warmup": 0.1},
-                   "trainer": {"max_epochs": 6, "patience": 6}},
-    "MiniLM, bottom 2 layers": {"model": {"backbone": "minilm", "layers": 2}, "optim": {"lr": 1e-4, "warmup": 0.1},
-                                "trainer": {"max_epochs": 2, "patience": 2}},
-}  # fmt: skip
+    "tiny 2x128": {
+        "model": {"backbone": "tiny"},
+        "optim": {"lr": 1e-3, "warmup": 0.1},
+        "trainer": {"max_epochs": 6, "patience": 6},
+    },
+    "MiniLM, bottom 2 layers": {
+        "model": {"backbone": "minilm", "layers": 2},
+        "optim": {"lr": 1e-4, "warmup": 0.1},
+        "trainer": {"max_epochs": 2, "patience": 2},
+    },
+}
 
 
 def run(folder: Path, name: str, cfg: dict) -> dict:
@@ -77,8 +83,10 @@ def main() -> None:
         vs_labels = (
             f"{100 * (mean - statistics.mean(rows[i - 1][1])):+13.2f}" if "distilled" in name else " " * 13
         )
-        print(f"{name:42} {mean:8.4f} ± {std:.4f} {m['model/latency_ms']:7.2f} {m['model/latency_ms_b32']:7.2f} "
-              f"{t_b32 / m['model/latency_ms_b32']:6.2f} {100 * (mean - t_f1):+8.2f} {vs_labels}")  # fmt: skip
+        print(
+            f"{name:42} {mean:8.4f} ± {std:.4f} {m['model/latency_ms']:7.2f} {m['model/latency_ms_b32']:7.2f} "
+            f"{t_b32 / m['model/latency_ms_b32']:6.2f} {100 * (mean - t_f1):+8.2f} {vs_labels}"
+        )
 
 
 if __name__ == "__main__":

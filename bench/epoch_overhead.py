@@ -44,14 +44,21 @@ class EpochTimer(pl.Callback):
 
 
 def config(subsample: int):
-    return validate({
-        "seed": 0,
-        "data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": subsample,
-                 "max_length": 128, "batch_size": 32},
-        "model": {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 128, "heads": 2}},
-        "trainer": {"max_epochs": 1, "limit_val_batches": 1},
-        "tracking": {"mode": "disabled"},
-    })  # fmt: skip
+    return validate(
+        {
+            "seed": 0,
+            "data": {
+                "dataset": "womens_clothing_reviews",
+                "target": "recommended",
+                "subsample": subsample,
+                "max_length": 128,
+                "batch_size": 32,
+            },
+            "model": {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 128, "heads": 2}},
+            "trainer": {"max_epochs": 1, "limit_val_batches": 1},
+            "tracking": {"mode": "disabled"},
+        }
+    )
 
 
 def runner_epoch(cfg) -> tuple[float, int]:
@@ -71,8 +78,13 @@ def plain_epoch(cfg) -> tuple[float, int]:
     model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
     decay = [p for n, p in model.named_parameters() if not any(k in n for k in NO_DECAY)]
     no_decay = [p for n, p in model.named_parameters() if any(k in n for k in NO_DECAY)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.optim.lr)  # fmt: skip
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.optim.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.optim.lr,
+    )
     loader = dm.train_dataloader()
     total = len(loader)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.optim.warmup * total), total)

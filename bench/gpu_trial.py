@@ -24,8 +24,18 @@ import torch
 from experiments.config import validate
 from experiments.run.train import train
 
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
-                    "A10": 125.0, "4090": 165.0, "3090": 71.0, "T4": 65.0, "V100": 125.0}  # fmt: skip
+PEAK_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "4090": 165.0,
+    "3090": 71.0,
+    "T4": 65.0,
+    "V100": 125.0,
+}
 
 
 class EpochTimer(pl.Callback):
@@ -60,14 +70,21 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here")
-    cfg = validate({
-        "seed": 0,
-        "data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": args.reviews,
-                 "max_length": 128, "batch_size": args.batch_size},
-        "model": {"backbone": "minilm"},
-        "trainer": {"max_epochs": 1, "accelerator": "gpu", "devices": 1, "precision": args.precision},
-        "tracking": {"mode": "disabled"},
-    })  # fmt: skip
+    cfg = validate(
+        {
+            "seed": 0,
+            "data": {
+                "dataset": "womens_clothing_reviews",
+                "target": "recommended",
+                "subsample": args.reviews,
+                "max_length": 128,
+                "batch_size": args.batch_size,
+            },
+            "model": {"backbone": "minilm"},
+            "trainer": {"max_epochs": 1, "accelerator": "gpu", "devices": 1, "precision": args.precision},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as tmp:
         metrics = train(cfg, Path(tmp), extra_callbacks=[timer])
@@ -75,8 +92,10 @@ def main() -> None:
     params = metrics["model/total_params"]
     tflops = 6 * params * 128 * rate / 1e12
     name, card = peak()
-    print(f"GPU {name}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
-          f"{timer.seconds:.2f} s), {params / 1e6:.1f} M parameters, {tflops:.1f} TFLOP/s model FLOPs")  # fmt: skip
+    print(
+        f"GPU {name}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
+        f"{timer.seconds:.2f} s), {params / 1e6:.1f} M parameters, {tflops:.1f} TFLOP/s model FLOPs"
+    )
     if card:
         print(f"model FLOP utilisation: {tflops / card:.1%} of {card:.0f} TFLOP/s dense bf16")
     print(

@@ -37,8 +37,10 @@ def tfidf_baseline(prep) -> dict[str, float]:
         if best is None or val_f1 > best[0]:
             best = (val_f1, clf)
     pred = best[1].predict(vec.transform(prep.texts["test"]))
-    return {"test/acc": accuracy_score(prep.labels["test"], pred),
-            "test/f1": f1_score(prep.labels["test"], pred, average="macro")}  # fmt: skip
+    return {
+        "test/acc": accuracy_score(prep.labels["test"], pred),
+        "test/f1": f1_score(prep.labels["test"], pred, average="macro"),
+    }
 
 
 def main() -> None:
@@ -47,15 +49,22 @@ def main() -> None:
     ap.add_argument("--subsample", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
-    cfg = validate({
-        "seed": 42,
-        "data": {"dataset": "womens_clothing_reviews", "target": args.target, "subsample": args.subsample,
-                 "max_length": 128, "batch_size": 32},
-        "model": {"backbone": "minilm"},
-        "optim": {"lr": 5e-5, "warmup": 0.1},
-        "trainer": {"max_epochs": args.epochs, "patience": 1},
-        "tracking": {"mode": "disabled"},
-    })  # fmt: skip
+    cfg = validate(
+        {
+            "seed": 42,
+            "data": {
+                "dataset": "womens_clothing_reviews",
+                "target": args.target,
+                "subsample": args.subsample,
+                "max_length": 128,
+                "batch_size": 32,
+            },
+            "model": {"backbone": "minilm"},
+            "optim": {"lr": 5e-5, "warmup": 0.1},
+            "trainer": {"max_epochs": args.epochs, "patience": 1},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     dm = build_datamodule(cfg, console=Console(quiet=True))
     prep = dm.prepared()
     t = time.perf_counter()

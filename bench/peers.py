@@ -60,7 +60,7 @@ def sweep_file(folder: Path) -> Path:
                 "tiny": {"layers": 2, "hidden": 128, "heads": 2, "vocab_size": VOCAB},
             },
             "trainer": {"max_epochs": EPOCHS, "patience": EPOCHS},
-        },  # fmt: skip
+        },
         "metric": {"name": "val/f1", "goal": "maximize"},
         "sampler": {"type": "tpe", "seed": 0},
         "pruner": {"type": "hyperband", "min_resource": 1, "max_resource": EPOCHS, "reduction_factor": 3},
@@ -101,8 +101,9 @@ def dangdang_split() -> tuple[list[str], list[int], list[str], list[int]]:
     texts, _, labels, _ = train_test_split(
         texts, labels, train_size=SUBSAMPLE, stratify=labels, random_state=0
     )
-    tr_x, rest_x, tr_y, rest_y = train_test_split(texts, labels, train_size=SUBSAMPLE - VAL - TEST,
-                                                  stratify=labels, random_state=0)  # fmt: skip
+    tr_x, rest_x, tr_y, rest_y = train_test_split(
+        texts, labels, train_size=SUBSAMPLE - VAL - TEST, stratify=labels, random_state=0
+    )
     va_x, _, va_y, _ = train_test_split(rest_x, rest_y, train_size=VAL, stratify=rest_y, random_state=0)
     return tr_x, tr_y, va_x, va_y
 
@@ -113,16 +114,30 @@ def wordpiece(train_texts: list[str]) -> Any:
 
     tk = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
     tk.train_from_iterator(train_texts, vocab_size=VOCAB, show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=tk._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk._tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
 
 
 def tiny_bert(vocab: int, dropout: float) -> Any:
     from transformers import BertConfig, BertForSequenceClassification
 
-    return BertForSequenceClassification(BertConfig(
-        vocab_size=vocab, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
-        hidden_dropout_prob=dropout, num_labels=2))  # fmt: skip
+    return BertForSequenceClassification(
+        BertConfig(
+            vocab_size=vocab,
+            hidden_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=512,
+            hidden_dropout_prob=dropout,
+            num_labels=2,
+        )
+    )
 
 
 def hand_side() -> dict[str, Any]:
@@ -171,16 +186,28 @@ def hand_side() -> dict[str, Any]:
         warmup = trial.suggest_float("warmup", *SPACE["warmup"])
         dropout = trial.suggest_float("dropout", *SPACE["dropout"])
         pl.seed_everything(0, verbose=False)
-        trainer = pl.Trainer(max_epochs=EPOCHS, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, deterministic=True,
-                             callbacks=[PyTorchLightningPruningCallback(trial, monitor="val/f1")])  # fmt: skip
-        trainer.fit(Module(lr, warmup, dropout), DataLoader(train_set, BATCH, shuffle=True, collate_fn=collate),
-                    DataLoader(val_set, 64, collate_fn=collate))  # fmt: skip
+        trainer = pl.Trainer(
+            max_epochs=EPOCHS,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            callbacks=[PyTorchLightningPruningCallback(trial, monitor="val/f1")],
+        )
+        trainer.fit(
+            Module(lr, warmup, dropout),
+            DataLoader(train_set, BATCH, shuffle=True, collate_fn=collate),
+            DataLoader(val_set, 64, collate_fn=collate),
+        )
         return float(trainer.callback_metrics["val/f1"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(multivariate=True, seed=0),
-                                pruner=optuna.pruners.HyperbandPruner(1, EPOCHS, 3))  # fmt: skip
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(multivariate=True, seed=0),
+        pruner=optuna.pruners.HyperbandPruner(1, EPOCHS, 3),
+    )
     study.optimize(objective, n_trials=TRIALS)
     return {"best": study.best_value, "trials": _trial_seconds(study), "states": _states(study)}
 
@@ -203,24 +230,47 @@ def hf_side() -> dict[str, Any]:
         return tiny_bert(len(tok), space(trial)["dropout"] if trial is not None else 0.1)
 
     def space(trial: Any) -> dict[str, Any]:  # a repeated suggest_float returns the first value
-        return {"learning_rate": trial.suggest_float("lr", *SPACE["lr"], log=True),
-                "warmup_steps": trial.suggest_float("warmup", *SPACE["warmup"]),
-                "dropout": trial.suggest_float("dropout", *SPACE["dropout"])}  # fmt: skip
+        return {
+            "learning_rate": trial.suggest_float("lr", *SPACE["lr"], log=True),
+            "warmup_steps": trial.suggest_float("warmup", *SPACE["warmup"]),
+            "dropout": trial.suggest_float("dropout", *SPACE["dropout"]),
+        }
 
     def f1(pred: Any) -> dict[str, float]:
         return {"f1": f1_score(pred.label_ids, np.argmax(pred.predictions, -1), average="macro")}
 
     out = tempfile.mkdtemp(prefix="peers-hf-")
-    args = TrainingArguments(output_dir=out, num_train_epochs=EPOCHS, per_device_train_batch_size=BATCH,
-                             per_device_eval_batch_size=64, eval_strategy="epoch", save_strategy="no",
-                             logging_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
-                             weight_decay=0.01)  # fmt: skip
-    trainer = Trainer(model_init=model_init, args=args, train_dataset=encode(tr_x, tr_y),
-                      eval_dataset=encode(va_x, va_y), data_collator=DataCollatorWithPadding(tok), compute_metrics=f1)  # fmt: skip
+    args = TrainingArguments(
+        output_dir=out,
+        num_train_epochs=EPOCHS,
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=64,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        weight_decay=0.01,
+    )
+    trainer = Trainer(
+        model_init=model_init,
+        args=args,
+        train_dataset=encode(tr_x, tr_y),
+        eval_dataset=encode(va_x, va_y),
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=f1,
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     best = trainer.hyperparameter_search(
-        hp_space=space, backend="optuna", n_trials=TRIALS, direction="maximize",
-        compute_objective=lambda m: m["eval_f1"], sampler=optuna.samplers.TPESampler(multivariate=True, seed=0))  # fmt: skip
+        hp_space=space,
+        backend="optuna",
+        n_trials=TRIALS,
+        direction="maximize",
+        compute_objective=lambda m: m["eval_f1"],
+        sampler=optuna.samplers.TPESampler(multivariate=True, seed=0),
+    )
     shutil.rmtree(out, ignore_errors=True)
     return {"best": best.objective, "trials": []}
 
@@ -257,8 +307,11 @@ def run_side(side: str, cache: Path, work: Path) -> dict[str, Any]:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{side} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    result = ecomlab_report(work / "runs", start_wall=time.time() - wall, wall=wall) if side == "ecomlab" else (
-        json.loads(report.read_text()))  # fmt: skip
+    result = (
+        ecomlab_report(work / "runs", start_wall=time.time() - wall, wall=wall)
+        if side == "ecomlab"
+        else (json.loads(report.read_text()))
+    )
     return {"wall": wall, **result}
 
 
@@ -273,16 +326,30 @@ def ecomlab_report(runs: Path, start_wall: float, wall: float) -> dict[str, Any]
     for t in study.trials:
         if t.datetime_complete is None or "experiment_id" not in t.user_attrs:
             continue
-        m = json.loads((runs / t.user_attrs["experiment_id"] / "metrics.json").read_text()) if (
-            runs / t.user_attrs["experiment_id"] / "metrics.json").is_file() else {}  # fmt: skip
+        m = (
+            json.loads((runs / t.user_attrs["experiment_id"] / "metrics.json").read_text())
+            if (runs / t.user_attrs["experiment_id"] / "metrics.json").is_file()
+            else {}
+        )
         trial_s = (t.datetime_complete - t.datetime_start).total_seconds()
-        rows.append({"state": t.state.name, "trial_s": trial_s, "first": t.number == 0,
-                     **{k: v for k, v in m.items() if k.startswith("time/")}})  # fmt: skip
+        rows.append(
+            {
+                "state": t.state.name,
+                "trial_s": trial_s,
+                "first": t.number == 0,
+                **{k: v for k, v in m.items() if k.startswith("time/")},
+            }
+        )
     first = min(t.datetime_start for t in study.trials).timestamp()
     last = max(t.datetime_complete for t in study.trials if t.datetime_complete).timestamp()
-    return {"best": study.best_value, "trials": [r["trial_s"] for r in rows], "breakdown": rows,
-            "states": _states(study), "to_first_trial_s": first - start_wall,
-            "after_last_trial_s": start_wall + wall - last}  # fmt: skip
+    return {
+        "best": study.best_value,
+        "trials": [r["trial_s"] for r in rows],
+        "breakdown": rows,
+        "states": _states(study),
+        "to_first_trial_s": first - start_wall,
+        "after_last_trial_s": start_wall + wall - last,
+    }
 
 
 def fresh_cache(warm: Path, into: Path) -> Path:
@@ -340,8 +407,10 @@ def main() -> None:
                 )
                 r = run_side(side, cache, root / f"{variant}-{side}-{rep}")
                 results.setdefault((variant, side), []).append(r)
-                print(f"{variant:<5} {side:<8} repeat {rep}: {r['wall']:7.1f} s, best val/f1 {r['best']:.4f}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{variant:<5} {side:<8} repeat {rep}: {r['wall']:7.1f} s, best val/f1 {r['best']:.4f}",
+                    flush=True,
+                )
     print()
     for variant in args.variants:
         walls = {s: statistics.median(r["wall"] for r in results[(variant, s)]) for s in args.sides}
@@ -359,8 +428,10 @@ def main() -> None:
                 print(f"  ecomlab / {peer}: {walls['ecomlab'] / walls[peer]:.3f}x")
         if "ecomlab" in walls:
             eco = results[(variant, "ecomlab")]
-            print(f"  ecomlab start to first trial: {statistics.median(r['to_first_trial_s'] for r in eco):.1f} s, "
-                  f"last trial to exit: {statistics.median(r['after_last_trial_s'] for r in eco):.1f} s")  # fmt: skip
+            print(
+                f"  ecomlab start to first trial: {statistics.median(r['to_first_trial_s'] for r in eco):.1f} s, "
+                f"last trial to exit: {statistics.median(r['after_last_trial_s'] for r in eco):.1f} s"
+            )
             rows = [row for r in eco for row in r["breakdown"]]
             breakdown_table(rows, "all")
             # the first trial of a worker also pays its one-time imports (W&B, matplotlib, scikit-learn)

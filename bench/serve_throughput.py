@@ -41,12 +41,18 @@ def train_and_export(folder: Path) -> tuple[Path, list[str]]:
     cfg["optim"] = {"lr": 3e-3, "warmup": 0.0}
     (folder / "model.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "ECOMLAB_RUNS": str(folder / "runs")}
-    out = subprocess.run([ECOMLAB, "run", str(folder / "model.yaml"), "--print-config"], env=env,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [ECOMLAB, "run", str(folder / "model.yaml"), "--print-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     exp_id = out.split("experiment id: ")[1].split()[0]
     subprocess.run([ECOMLAB, "run", str(folder / "model.yaml")], env=env, check=True, capture_output=True)
-    subprocess.run([ECOMLAB, "export", exp_id, "--out", str(folder / "model")], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [ECOMLAB, "export", exp_id, "--out", str(folder / "model")], env=env, check=True, capture_output=True
+    )
     from datamodules.womens_clothing_reviews import WomensClothingReviewsData
 
     data = WomensClothingReviewsData(target="recommended")
@@ -68,8 +74,10 @@ async def client(port: int, texts: list[str], offset: int, stop: dict, latencies
         body = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
         i += 97
         start = time.perf_counter()
-        writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+        writer.write(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(
@@ -83,14 +91,24 @@ async def client(port: int, texts: list[str], offset: int, stop: dict, latencies
     writer.close()
 
 
-async def load(port: int, texts: list[str], clients: int, requests: int, seconds: float,
-               stats: Any) -> tuple[float, list[float], dict]:  # fmt: skip
+async def load(
+    port: int, texts: list[str], clients: int, requests: int, seconds: float, stats: Any
+) -> tuple[float, list[float], dict]:
     """Warm up (two requests a client), then the measured load; returns its wall time, latencies and
     the server's counters over the measured part only."""
     warm: list[float] = []
-    await asyncio.gather(*(client(port, texts, c, {"done": False, "requests": clients * 2,
-                                                   "deadline": time.perf_counter() + 30}, warm)
-                           for c in range(clients)))  # fmt: skip
+    await asyncio.gather(
+        *(
+            client(
+                port,
+                texts,
+                c,
+                {"done": False, "requests": clients * 2, "deadline": time.perf_counter() + 30},
+                warm,
+            )
+            for c in range(clients)
+        )
+    )
     before = stats()
     latencies: list[float] = []
     stop = {"done": False, "requests": requests, "deadline": time.perf_counter() + seconds}
@@ -103,8 +121,22 @@ async def load(port: int, texts: list[str], clients: int, requests: int, seconds
 
 def side(model: Path, texts: list[str], args: argparse.Namespace, max_batch: int, max_wait_ms: float) -> dict:
     port = free_port()
-    proc = subprocess.Popen([ECOMLAB, "serve", str(model), "--port", str(port), "--max-batch", str(max_batch), *args.serve_args,
-                             "--max-wait-ms", str(max_wait_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            ECOMLAB,
+            "serve",
+            str(model),
+            "--port",
+            str(port),
+            "--max-batch",
+            str(max_batch),
+            *args.serve_args,
+            "--max-wait-ms",
+            str(max_wait_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(300):
             try:
@@ -121,9 +153,16 @@ def side(model: Path, texts: list[str], args: argparse.Namespace, max_batch: int
         proc.terminate()
         proc.wait(timeout=30)
     lat.sort()
-    return {"rps": len(lat) / wall, "p50": statistics.median(lat) * 1000, "p99": lat[int(0.99 * (len(lat) - 1))] * 1000,
-            "max": lat[-1] * 1000, "n": len(lat), "wall": wall, "passes": counted["forward_passes"],
-            "rows": counted["rows"]}  # fmt: skip
+    return {
+        "rps": len(lat) / wall,
+        "p50": statistics.median(lat) * 1000,
+        "p99": lat[int(0.99 * (len(lat) - 1))] * 1000,
+        "max": lat[-1] * 1000,
+        "n": len(lat),
+        "wall": wall,
+        "passes": counted["forward_passes"],
+        "rows": counted["rows"],
+    }
 
 
 def main() -> None:
@@ -138,16 +177,21 @@ def main() -> None:
     args.serve_args = ["--threads", str(args.threads)] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         model, texts = train_and_export(Path(tmp))
-        sides = {f"dynamic batching (max-batch {args.max_batch}, max-wait {args.max_wait_ms:g} ms)":
-                 side(model, texts, args, args.max_batch, args.max_wait_ms),
-                 "one row a pass (max-batch 1)": side(model, texts, args, 1, 0.0)}  # fmt: skip
+        sides = {
+            f"dynamic batching (max-batch {args.max_batch}, max-wait {args.max_wait_ms:g} ms)": side(
+                model, texts, args, args.max_batch, args.max_wait_ms
+            ),
+            "one row a pass (max-batch 1)": side(model, texts, args, 1, 0.0),
+        }
     print(
         f"{args.clients} concurrent clients, one review a request, {os.cpu_count()} CPUs shared with the client"
     )
     for name, r in sides.items():
-        print(f"{name}: {r['rps']:.1f} requests/s ({r['n']} in {r['wall']:.1f} s), p50 {r['p50']:.1f} ms, "
-              f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, {r['passes']} forward passes "
-              f"({r['rows'] / max(1, r['passes']):.1f} rows a pass)")  # fmt: skip
+        print(
+            f"{name}: {r['rps']:.1f} requests/s ({r['n']} in {r['wall']:.1f} s), p50 {r['p50']:.1f} ms, "
+            f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, {r['passes']} forward passes "
+            f"({r['rows'] / max(1, r['passes']):.1f} rows a pass)"
+        )
     a, b = sides.values()
     print(f"throughput ratio: {a['rps'] / b['rps']:.2f}x")
 

@@ -53,8 +53,9 @@ def run_config(folder: Path, name: str, cfg: dict[str, Any]) -> tuple[str, dict[
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "ECOMLAB_RUNS": str(folder / "runs")}
-    out = subprocess.run([ecomlab, "run", str(path), "--print-config"], env=env, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [ecomlab, "run", str(path), "--print-config"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     exp_id = out.split("experiment id: ")[1].split()[0]
     subprocess.run([ecomlab, "run", str(path), "--no-baseline"], env=env, check=True, capture_output=True)
     return exp_id, json.loads((folder / "runs" / exp_id / "metrics.json").read_text())

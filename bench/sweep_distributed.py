@@ -96,10 +96,14 @@ def devices(trials: int) -> None:
                 for t in study(side, url).get_trials()
                 if t.state.name == "COMPLETE"
             )
-    print(f"{trials} trials, 1 device (2 threads): {one:.1f} s, {3600 * trials / one:.1f} trials/hour, "
-          f"median fit {fit['one']:.2f} s")  # fmt: skip
-    print(f"{trials} trials, 2 CPU devices (DDP, gloo, 1 thread each): {two:.1f} s, "
-          f"{3600 * trials / two:.1f} trials/hour, median fit {fit['two']:.2f} s")  # fmt: skip
+    print(
+        f"{trials} trials, 1 device (2 threads): {one:.1f} s, {3600 * trials / one:.1f} trials/hour, "
+        f"median fit {fit['one']:.2f} s"
+    )
+    print(
+        f"{trials} trials, 2 CPU devices (DDP, gloo, 1 thread each): {two:.1f} s, "
+        f"{3600 * trials / two:.1f} trials/hour, median fit {fit['two']:.2f} s"
+    )
     print(f"ratio (2 devices / 1): {one / two:.2f}x trials/hour; fit {fit['one'] / fit['two']:.2f}x")
 
 
@@ -114,12 +118,20 @@ def machines(trials: int, url: str | None) -> None:
         folders = [tmp / "m1", tmp / "m2"]
         for f in folders:
             f.mkdir()
-        paths = [sweep_common.write(f, "two", base=base(threads=1), budget={"n_trials": trials}, **FIXED_WORK)
-                 for f in folders]  # fmt: skip
+        paths = [
+            sweep_common.write(f, "two", base=base(threads=1), budget={"n_trials": trials}, **FIXED_WORK)
+            for f in folders
+        ]
         start = time.perf_counter()
-        procs = [subprocess.Popen([ECOMLAB, "sweep", str(p)], cwd=f, stdout=subprocess.DEVNULL,
-                                  env={**os.environ, "ECOMLAB_RUNS": str(f / "runs"), "ECOMLAB_STORAGE": two_url})
-                 for p, f in zip(paths, folders)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                [ECOMLAB, "sweep", str(p)],
+                cwd=f,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "ECOMLAB_RUNS": str(f / "runs"), "ECOMLAB_STORAGE": two_url},
+            )
+            for p, f in zip(paths, folders)
+        ]
         for p in procs:
             assert p.wait() == 0
         two = time.perf_counter() - start
@@ -127,10 +139,14 @@ def machines(trials: int, url: str | None) -> None:
         n = len([t for t in st.get_trials() if t.state.name == "COMPLETE"])
         med2, share2 = storage_share(st, [f / "runs" for f in folders])
     kind = (url or "sqlite").split(":")[0]
-    print(f"storage {kind}; {trials} trials, one machine: {one:.1f} s, {3600 * trials / one:.1f} trials/hour; "
-          f"outside train() {med1 * 1000:.0f} ms a trial ({share1:.2%})")  # fmt: skip
-    print(f"{n} trials, two machines: {two:.1f} s, {3600 * n / two:.1f} trials/hour; "
-          f"outside train() {med2 * 1000:.0f} ms a trial ({share2:.2%})")  # fmt: skip
+    print(
+        f"storage {kind}; {trials} trials, one machine: {one:.1f} s, {3600 * trials / one:.1f} trials/hour; "
+        f"outside train() {med1 * 1000:.0f} ms a trial ({share1:.2%})"
+    )
+    print(
+        f"{n} trials, two machines: {two:.1f} s, {3600 * n / two:.1f} trials/hour; "
+        f"outside train() {med2 * 1000:.0f} ms a trial ({share2:.2%})"
+    )
     print(f"ratio (two / one): {one / two * n / trials:.2f}x trials/hour")
 
 

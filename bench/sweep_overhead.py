@@ -67,8 +67,12 @@ def main() -> None:
         inside.clear()
         setup.clear()
         reports.clear()
-        path = args.sweep or sweep_common.write(Path(tmp), "overhead", budget={"n_trials": args.trials},
-                                                sampler={"type": "tpe", "seed": 0, "n_startup_trials": 2})  # fmt: skip
+        path = args.sweep or sweep_common.write(
+            Path(tmp),
+            "overhead",
+            budget={"n_trials": args.trials},
+            sampler={"type": "tpe", "seed": 0, "n_startup_trials": 2},
+        )
         start = time.perf_counter()
         run_worker(path, Path(tmp) / "runs", 0, None, n_trials=args.trials, console=Console(quiet=True))
         wall = time.perf_counter() - start

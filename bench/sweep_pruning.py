@@ -68,13 +68,19 @@ from experiments.sweep.worker import run_worker  # noqa: E402
 # Its key stays "hyperband" whatever the pruner: it is part of the study name, and Optuna's Hyperband
 # picks each trial's bracket from a hash of the study name, so renaming it would change the figures.
 SIDES = {
-    "hyperband": {"sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
-                  "pruner": {"type": "hyperband", "reduction_factor": 3}},
+    "hyperband": {
+        "sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 5},
+        "pruner": {"type": "hyperband", "reduction_factor": 3},
+    },
     "random": {"sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"}},
-}  # fmt: skip
+}
 # workload -> (default targets, Hyperband's min_resource, epochs a trial)
-DEFAULTS = {"text": ([0.82], 1, 9), "price": ([195.0], 1, 9), "price-small": ([195.0, 191.0, 185.0, 183.0], 3, 9),
-            "price-long": ([176.0, 174.0, 170.0, 168.0], 1, 27)}  # fmt: skip
+DEFAULTS = {
+    "text": ([0.82], 1, 9),
+    "price": ([195.0], 1, 9),
+    "price-small": ([195.0, 191.0, 185.0, 183.0], 3, 9),
+    "price-long": ([176.0, 174.0, 170.0, 168.0], 1, 27),
+}
 
 
 def workload(name: str, max_epochs: int = 9) -> dict:
@@ -96,11 +102,13 @@ def workload(name: str, max_epochs: int = 9) -> dict:
     if name == "price-long":  # 20 steps an epoch instead of 79: 1.2 s instead of 1.9 s at one thread
         base["data"]["batch_size"] = 256
     # the ranges a user who does not yet know the model would search
-    params = {"optim.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True},
-              "optim.weight_decay": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
-              "optim.warmup": {"type": "float", "low": 0.0, "high": 0.3},
-              "model.hidden_dropout": {"type": "float", "low": 0.0, "high": 0.5},
-              "head.dropout": {"type": "float", "low": 0.0, "high": 0.5}}  # fmt: skip
+    params = {
+        "optim.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-1, "log": True},
+        "optim.weight_decay": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
+        "optim.warmup": {"type": "float", "low": 0.0, "high": 0.3},
+        "model.hidden_dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "head.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+    }
     return {"base": base, "metric": shipped["metric"], "parameters": params}
 
 
@@ -126,8 +134,15 @@ def _maximize(work: dict) -> bool:
     return work.get("metric", {"goal": "maximize"})["goal"] == "maximize"
 
 
-def _write(folder: Path, work: dict, side: str, seed: int, max_trials: int, name: str | None = None,
-           **pruned: str | int) -> tuple[str, Path, Path]:  # fmt: skip
+def _write(
+    folder: Path,
+    work: dict,
+    side: str,
+    seed: int,
+    max_trials: int,
+    name: str | None = None,
+    **pruned: str | int,
+) -> tuple[str, Path, Path]:
     """(study name, sweep file, runs folder) of one side's study; `pruned` sets the pruned side's options."""
     spec = {k: dict(v) for k, v in SIDES[side].items()}
     spec["sampler"]["seed"] = seed
@@ -139,9 +154,17 @@ def _write(folder: Path, work: dict, side: str, seed: int, max_trials: int, name
     return name, path, folder / f"runs-{name}"
 
 
-def run_side(folder: Path, work: dict, side: str, seed: int, targets: list[float], max_trials: int,
-             sampler: str = "tpe", min_resource: int = 1, pruner: str = "hyperband",
-             ) -> tuple[list[tuple[int | None, int, float]], int, int]:  # fmt: skip
+def run_side(
+    folder: Path,
+    work: dict,
+    side: str,
+    seed: int,
+    targets: list[float],
+    max_trials: int,
+    sampler: str = "tpe",
+    min_resource: int = 1,
+    pruner: str = "hyperband",
+) -> tuple[list[tuple[int | None, int, float]], int, int]:
     """Per target (epochs to it or None, epochs spent, best value); the trials run and their epochs."""
     pruned = {"sampler": sampler, "type": pruner, "min_resource": min_resource} if side == "hyperband" else {}
     name, path, runs = _write(folder, work, side, seed, max_trials, **pruned)
@@ -236,9 +259,22 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool,
     ):
-        jobs = {(seed, side): pool.submit(run_side, Path(tmp), work, side, seed, targets, args.max_trials,
-                                          args.sampler, min_resource, args.pruner)
-                for seed in args.seeds for side in sides}  # fmt: skip
+        jobs = {
+            (seed, side): pool.submit(
+                run_side,
+                Path(tmp),
+                work,
+                side,
+                seed,
+                targets,
+                args.max_trials,
+                args.sampler,
+                min_resource,
+                args.pruner,
+            )
+            for seed in args.seeds
+            for side in sides
+        }
         done = {key: job.result() for key, job in jobs.items()}
     print(
         f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "

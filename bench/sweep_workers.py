@@ -47,8 +47,11 @@ def workload(name: str) -> dict[str, Any]:
     base = shipped["base"]
     # no early stopping: otherwise a trial's epochs depend on its draw, and the two sides draw differently
     base["trainer"]["patience"] = base["trainer"]["max_epochs"]
-    return {"base": base, "metric": shipped["metric"],
-            "parameters": {k: v for k, v in shipped["parameters"].items() if k in keep}}  # fmt: skip
+    return {
+        "base": base,
+        "metric": shipped["metric"],
+        "parameters": {k: v for k, v in shipped["parameters"].items() if k in keep},
+    }
 
 
 def rate(spec: dict[str, Any], workers: int, trials: int, folder: Path) -> tuple[float, float, float]:

@@ -39,8 +39,11 @@ DEFAULT_SWEEPS = [
     "sweeps/click_through-open_bandit.yaml",
 ]
 # (metric, higher is better) reported per task
-HEADLINE = {"text_classification": ("test/f1", True), "price_regression": ("test/rmse", False),
-            "click_through": ("test/auc", True)}  # fmt: skip
+HEADLINE = {
+    "text_classification": ("test/f1", True),
+    "price_regression": ("test/rmse", False),
+    "click_through": ("test/auc", True),
+}
 
 
 def main() -> None:
@@ -72,10 +75,21 @@ def main() -> None:
         shown = f"{model:.4f} ({second.split('/')[1]} {rec.metrics[second]:.4f})"
         rivals = {k: v for k, v in base.items() if "(" not in k}
         beats = all(model > v if higher else model < v for v in rivals.values())
-        table.add_row(cfg.task, cfg.data.dataset, metric, f"trial {best.number} ({rec.exp_id})", shown,
-                      "; ".join(f"{k}: {v:.4f}" for k, v in base.items()), "yes" if beats else "NO")  # fmt: skip
-        print(f"{sw.name}: {metric} model {shown} | " + " | ".join(f"{k} {v:.4f}" for k, v in base.items())
-              + f" | beats all: {beats}", flush=True)  # fmt: skip
+        table.add_row(
+            cfg.task,
+            cfg.data.dataset,
+            metric,
+            f"trial {best.number} ({rec.exp_id})",
+            shown,
+            "; ".join(f"{k}: {v:.4f}" for k, v in base.items()),
+            "yes" if beats else "NO",
+        )
+        print(
+            f"{sw.name}: {metric} model {shown} | "
+            + " | ".join(f"{k} {v:.4f}" for k, v in base.items())
+            + f" | beats all: {beats}",
+            flush=True,
+        )
     Console(width=200).print(table)
 
 

@@ -28,18 +28,47 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sweep_common  # noqa: E402
 
 TINY = {"backbone": "tiny", "tiny": {"layers": 2, "hidden": 128, "heads": 2, "vocab_size": 8000}}
-WOMENS_TINY = {"data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": 3000,
-                        "max_length": 64, "batch_size": 32},
-               "model": TINY, "optim": {"lr": 1e-3, "warmup": 0.1}, "trainer": {"max_epochs": 4, "patience": 2}}  # fmt: skip
-DANGDANG_TINY = {"data": {"dataset": "dangdang_reviews", "subsample": 3000, "max_length": 96, "batch_size": 32},
-                 "model": TINY, "optim": {"lr": 1e-3, "warmup": 0.1}, "trainer": {"max_epochs": 4, "patience": 2}}  # fmt: skip
-WOMENS_MINILM = {"data": {"dataset": "womens_clothing_reviews", "target": "recommended", "subsample": 1600,
-                          "max_length": 48, "batch_size": 32},
-                 "model": {"backbone": "minilm"}, "optim": {"lr": 1.2e-4, "warmup": 0.1},
-                 "trainer": {"max_epochs": 2, "patience": 2}}  # fmt: skip
-ELECTRONICS_TINY = {"data": {"dataset": "electronics_products", "text_fields": ["Title", "Feature"], "max_length": 96,
-                             "batch_size": 16},
-                    "model": TINY, "optim": {"lr": 2e-3, "warmup": 0.1}, "trainer": {"max_epochs": 8, "patience": 3}}  # fmt: skip
+WOMENS_TINY = {
+    "data": {
+        "dataset": "womens_clothing_reviews",
+        "target": "recommended",
+        "subsample": 3000,
+        "max_length": 64,
+        "batch_size": 32,
+    },
+    "model": TINY,
+    "optim": {"lr": 1e-3, "warmup": 0.1},
+    "trainer": {"max_epochs": 4, "patience": 2},
+}
+DANGDANG_TINY = {
+    "data": {"dataset": "dangdang_reviews", "subsample": 3000, "max_length": 96, "batch_size": 32},
+    "model": TINY,
+    "optim": {"lr": 1e-3, "warmup": 0.1},
+    "trainer": {"max_epochs": 4, "patience": 2},
+}
+WOMENS_MINILM = {
+    "data": {
+        "dataset": "womens_clothing_reviews",
+        "target": "recommended",
+        "subsample": 1600,
+        "max_length": 48,
+        "batch_size": 32,
+    },
+    "model": {"backbone": "minilm"},
+    "optim": {"lr": 1.2e-4, "warmup": 0.1},
+    "trainer": {"max_epochs": 2, "patience": 2},
+}
+ELECTRONICS_TINY = {
+    "data": {
+        "dataset": "electronics_products",
+        "text_fields": ["Title", "Feature"],
+        "max_length": 96,
+        "batch_size": 16,
+    },
+    "model": TINY,
+    "optim": {"lr": 2e-3, "warmup": 0.1},
+    "trainer": {"max_epochs": 8, "patience": 3},
+}
 
 # name -> (base config, what the strategy sets)
 ROWS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -93,8 +122,10 @@ def main() -> None:
             diff = statistics.fmean(f_on) - statistics.fmean(f_off)
             s_off = sum(m["time/total_s"] for m in off) / len(off)
             s_on = sum(m["time/total_s"] for m in on) / len(on)
-            line = (f"{name}: test macro-F1 off {mean_std(f_off)} | on {mean_std(f_on)} | {diff:+.4f} | "
-                    f"seconds per run {s_off:.0f} / {s_on:.0f}")  # fmt: skip
+            line = (
+                f"{name}: test macro-F1 off {mean_std(f_off)} | on {mean_std(f_on)} | {diff:+.4f} | "
+                f"seconds per run {s_off:.0f} / {s_on:.0f}"
+            )
             if "cv/folds" in on[0]:
                 spread = statistics.fmean(m["val/f1_std"] for m in on)
                 line += f" | CV val/f1 {mean_std([m['val/f1'] for m in on])}, fold spread (std) {spread:.4f}"

@@ -103,5 +103,8 @@ class Augmentation:
     def copies_of(self, texts: list[str]) -> list[str]:
         """`copies` augmented versions of `texts`, copy after copy (len(texts) * copies strings)."""
         fn = METHODS[self.method]
-        return [fn(t, self.p, random.Random(f"ecomlab-augment:{self.seed}:{c}:{i}"))
-                for c in range(self.copies) for i, t in enumerate(texts)]  # fmt: skip
+        return [
+            fn(t, self.p, random.Random(f"ecomlab-augment:{self.seed}:{c}:{i}"))
+            for c in range(self.copies)
+            for i, t in enumerate(texts)
+        ]

@@ -45,8 +45,10 @@ class Banking77Data(DatasetConfig):
         folder = Path(self.path).expanduser()
         missing = [f for f in FILES if not (folder / f).is_file()]
         if missing:
-            raise DataError(f"data.path: {folder} has no {', '.join(missing)}; Banking77 needs the original "
-                            "train.csv and test.csv (columns text,category).")  # fmt: skip
+            raise DataError(
+                f"data.path: {folder} has no {', '.join(missing)}; Banking77 needs the original "
+                "train.csv and test.csv (columns text,category)."
+            )
         return [folder / f for f in FILES]
 
     def _hub_export(self) -> Path:
@@ -60,14 +62,18 @@ class Banking77Data(DatasetConfig):
         try:
             from datasets import load_dataset
         except ImportError:
-            raise DataError("banking77: data.path is not set and the `datasets` package is not installed; "
-                            "`pip install datasets` (with hub access) or point data.path at a folder with the "
-                            "original train.csv and test.csv.") from None  # fmt: skip
+            raise DataError(
+                "banking77: data.path is not set and the `datasets` package is not installed; "
+                "`pip install datasets` (with hub access) or point data.path at a folder with the "
+                "original train.csv and test.csv."
+            ) from None
         try:
             ds = load_dataset(self.hub_id)
         except Exception as exc:  # noqa: BLE001 - no network, no cache, unknown id
-            raise DataError(f"banking77: cannot load {self.hub_id!r} from the HF hub: {str(exc).splitlines()[0]}. "
-                            "Set data.path to a folder with the original train.csv and test.csv.") from None  # fmt: skip
+            raise DataError(
+                f"banking77: cannot load {self.hub_id!r} from the HF hub: {str(exc).splitlines()[0]}. "
+                "Set data.path to a folder with the original train.csv and test.csv."
+            ) from None
         names = ds["train"].features["label"].names
         out.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")

@@ -123,8 +123,15 @@ class CleanExamples:
     split: list[str] | None
 
 
-def clean(raw: RawExamples, allowed_labels: list[str] | None, source: str, *, drop_duplicates: bool = True,
-          drop_conflicts: bool = True, duplicates_by_label: bool = False) -> tuple[CleanExamples, CleaningReport]:  # fmt: skip
+def clean(
+    raw: RawExamples,
+    allowed_labels: list[str] | None,
+    source: str,
+    *,
+    drop_duplicates: bool = True,
+    drop_conflicts: bool = True,
+    duplicates_by_label: bool = False,
+) -> tuple[CleanExamples, CleaningReport]:
     """Apply the cleaning rules to `raw`; return what is kept and the report.
 
     A duplicate is the same text (classification), or with `duplicates_by_label` the same text and

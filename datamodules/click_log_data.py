@@ -68,8 +68,12 @@ class ClickLogDataModule(SplitDataLoaders):
         files = self.source_files()
         self.data_fingerprint = fingerprints.files_fingerprint(files)
         # v2: the meta keeps the category vocabularies, which an exported model serves with
-        self.cache_key = fingerprints.fingerprint("click-log-v2", self.cfg.name, self.data_fingerprint,
-                                                 self.cfg.model_dump(mode="json", exclude={"batch_size", "eval_batch_size", "num_workers"}))  # fmt: skip
+        self.cache_key = fingerprints.fingerprint(
+            "click-log-v2",
+            self.cfg.name,
+            self.data_fingerprint,
+            self.cfg.model_dump(mode="json", exclude={"batch_size", "eval_batch_size", "num_workers"}),
+        )
         cached = token_cache.load(self.cache_key)
         self.cache_hit = cached is not None
         if cached is None:
@@ -108,8 +112,9 @@ class ClickLogDataModule(SplitDataLoaders):
         }
         tensors: dict[str, torch.Tensor] = {}
         for s in SPLITS:
-            tensors[f"{s}.categorical"] = torch.tensor([[vocab[c].get(str(r[c]), 0) for c in categorical] for r in by[s]],
-                                                       dtype=torch.long)  # fmt: skip
+            tensors[f"{s}.categorical"] = torch.tensor(
+                [[vocab[c].get(str(r[c]), 0) for c in categorical] for r in by[s]], dtype=torch.long
+            )
             tensors[f"{s}.numeric"] = torch.tensor(
                 [[float(r[c]) for c in numeric] for r in by[s]], dtype=torch.float32
             )
@@ -118,15 +123,20 @@ class ClickLogDataModule(SplitDataLoaders):
         clicks = {s: int(tensors[f"{s}.labels"].sum()) for s in SPLITS}
         meta = {
             "report": rep.to_dict(),
-            "categorical": list(categorical), "cardinalities": [len(vocab[c]) + 1 for c in categorical],
+            "categorical": list(categorical),
+            "cardinalities": [len(vocab[c]) + 1 for c in categorical],
             "vocab": vocab,
-            "numeric": list(numeric), "numeric_mean": train_num.mean(0).tolist(),
+            "numeric": list(numeric),
+            "numeric_mean": train_num.mean(0).tolist(),
             "numeric_std": [s if s > 1e-9 else 1.0 for s in train_num.std(0).tolist()],
-            "base_ctr": base_ctr, "negative_sampling": rate,
+            "base_ctr": base_ctr,
+            "negative_sampling": rate,
             "class_counts": {s: {"impressions": len(by[s]), "clicks": clicks[s]} for s in SPLITS},
-            "time_ranges": {s: [min(r["time"] for r in by[s]), max(r["time"] for r in by[s])] for s in SPLITS},
+            "time_ranges": {
+                s: [min(r["time"] for r in by[s]), max(r["time"] for r in by[s])] for s in SPLITS
+            },
             "label_names": self.label_names,
-        }  # fmt: skip
+        }
         return tensors, meta
 
     def print_report(self) -> None:

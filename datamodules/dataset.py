@@ -121,5 +121,9 @@ def cell(value: object) -> str | None:
 
 def info_row(cls: type[DatasetConfig]) -> dict[str, Any]:
     """The `ecomlab datasets` row of a data set."""
-    return {"tasks": f"{', '.join(cls.tasks)} ({cls.targets})", "size": cls.size, "language": cls.language,
-            "assets": cls.assets}  # fmt: skip
+    return {
+        "tasks": f"{', '.join(cls.tasks)} ({cls.targets})",
+        "size": cls.size,
+        "language": cls.language,
+        "assets": cls.assets,
+    }

@@ -66,8 +66,14 @@ class ElectronicsPricesData(PriceDatasetConfig):
             rating = parse_rating(row["Rating"])
             category = cell(row["Sub Category"])
             onehot = [float(category == c) for c in sorted(CATEGORIES)]
-            features = [parse_discount(row["Discount"]), float(rating is not None), rating[0] if rating else 0.0,
-                        math.log1p(rating[1]) if rating else 0.0, *onehot, float(not any(onehot))]  # fmt: skip
+            features = [
+                parse_discount(row["Discount"]),
+                float(rating is not None),
+                rating[0] if rating else 0.0,
+                math.log1p(rating[1]) if rating else 0.0,
+                *onehot,
+                float(not any(onehot)),
+            ]
             pieces = [t for t in (cell(row[f]) for f in self.text_fields) if t]
             raw.add(". ".join(pieces) if pieces else None, pack(price, features), where)
         return raw

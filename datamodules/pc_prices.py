@@ -29,8 +29,10 @@ def load_pickle(path: Path, sha256: str | None = None) -> object:
     sha256 = sha256 or MEMBER_SHA256
     got = assets.sha256_file(path)
     if got != sha256:
-        raise DataError(f"{path}: sha256 {got} is not the pinned {sha256}; refusing to unpickle it "
-                        "(unpickling runs code). Delete the file and fetch it again.")  # fmt: skip
+        raise DataError(
+            f"{path}: sha256 {got} is not the pinned {sha256}; refusing to unpickle it "
+            "(unpickling runs code). Delete the file and fetch it again."
+        )
     return pd.read_pickle(path, compression="xz")
 
 
@@ -76,8 +78,10 @@ class PcPricesData(PriceDatasetConfig):
                 raw.reject("unparseable_value", f"{where} (price {row.get('price')!r})")
                 continue
             speed, hd, ram, screen, ads, trend = nums
-            text = (f"{speed:.0f} MHz processor, {hd:.0f} MB hard disk, {ram:.0f} MB RAM, {screen:.0f}-inch screen"
-                    f"{', CD-ROM' if flags[0] else ''}{', multimedia kit' if flags[1] else ''}"
-                    f"{', premium maker' if flags[2] else ''}; month {trend:.0f}, {ads:.0f} ads")  # fmt: skip
+            text = (
+                f"{speed:.0f} MHz processor, {hd:.0f} MB hard disk, {ram:.0f} MB RAM, {screen:.0f}-inch screen"
+                f"{', CD-ROM' if flags[0] else ''}{', multimedia kit' if flags[1] else ''}"
+                f"{', premium maker' if flags[2] else ''}; month {trend:.0f}, {ads:.0f} ads"
+            )
             raw.add(text, pack(price, [speed, hd, ram, screen, *flags, ads, trend]), where)
         return raw

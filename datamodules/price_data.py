@@ -47,13 +47,19 @@ class PriceDataModule(TextClassificationDataModule):
 
     def encode_labels(self, labels: list[str], names: list[str]) -> dict[str, torch.Tensor]:
         arr = unpack(labels)
-        return {"labels": torch.tensor(arr[:, 0], dtype=torch.float32),
-                "features": torch.tensor(arr[:, 1:], dtype=torch.float32)}  # fmt: skip
+        return {
+            "labels": torch.tensor(arr[:, 0], dtype=torch.float32),
+            "features": torch.tensor(arr[:, 1:], dtype=torch.float32),
+        }
 
     def describe_labels(self, labels: list[str]) -> dict[str, Any]:
         prices = unpack(labels)[:, 0]
-        return {"n": len(prices), "price_min": float(prices.min()), "price_median": float(np.median(prices)),
-                "price_max": float(prices.max())}  # fmt: skip
+        return {
+            "n": len(prices),
+            "price_min": float(prices.min()),
+            "price_median": float(np.median(prices)),
+            "price_max": float(prices.max()),
+        }
 
     def extra_meta(self, prep: PreparedSplits) -> dict[str, Any]:
         arr = unpack(prep.labels["train"])
@@ -63,9 +69,11 @@ class PriceDataModule(TextClassificationDataModule):
             "features": list(self.cfg.features),
             "feature_mean": feats.mean(axis=0).tolist(),
             "feature_std": [s if s > 1e-9 else 1.0 for s in feats.std(axis=0).tolist()],
-            "price_mean": float(prices.mean()), "price_std": float(prices.std() or 1.0),
-            "log_price_mean": float(log.mean()), "log_price_std": float(log.std() or 1.0),
-        }  # fmt: skip
+            "price_mean": float(prices.mean()),
+            "price_std": float(prices.std() or 1.0),
+            "log_price_mean": float(log.mean()),
+            "log_price_std": float(log.std() or 1.0),
+        }
 
     def print_report(self) -> None:
         super().print_report()

@@ -29,9 +29,15 @@ class SplitDataLoaders(pl.LightningDataModule):
             self.cfg.batch_size if split == "train" else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
         )
         sampler = self._shard(ds, shuffle)
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle if sampler is None else False, sampler=sampler,
-                          collate_fn=ds.collate, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
+        return DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=shuffle if sampler is None else False,
+            sampler=sampler,
+            collate_fn=ds.collate,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
     def _shard(self, ds: Any, shuffle: bool) -> Any:
         """On several devices, this rank's share: train shuffled and padded to equal shards (DDP needs
@@ -43,12 +49,18 @@ class SplitDataLoaders(pl.LightningDataModule):
         if shuffle:
             from torch.utils.data.distributed import DistributedSampler
 
-            return DistributedSampler(ds, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True,
-                                      seed=int(getattr(self.cfg, "split_seed", 0)))  # fmt: skip
+            return DistributedSampler(
+                ds,
+                num_replicas=trainer.world_size,
+                rank=trainer.global_rank,
+                shuffle=True,
+                seed=int(getattr(self.cfg, "split_seed", 0)),
+            )
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-        return UnrepeatedDistributedSampler(ds, num_replicas=trainer.world_size, rank=trainer.global_rank,
-                                            shuffle=False)  # fmt: skip
+        return UnrepeatedDistributedSampler(
+            ds, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -46,13 +46,21 @@ class PreparedSplits:
     report: CleaningReport
 
     def to_dict(self) -> dict[str, Any]:
-        return {"texts": self.texts, "labels": self.labels, "label_names": self.label_names,
-                "report": self.report.to_dict()}  # fmt: skip
+        return {
+            "texts": self.texts,
+            "labels": self.labels,
+            "label_names": self.label_names,
+            "report": self.report.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreparedSplits:
-        return cls(texts=d["texts"], labels=d["labels"], label_names=d["label_names"],
-                   report=CleaningReport.from_dict(d["report"]))  # fmt: skip
+        return cls(
+            texts=d["texts"],
+            labels=d["labels"],
+            label_names=d["label_names"],
+            report=CleaningReport.from_dict(d["report"]),
+        )
 
 
 class TokenizedSplit(Dataset):
@@ -62,8 +70,13 @@ class TokenizedSplit(Dataset):
     tensors that go into every batch as they are (e.g. numeric `features`).
     """
 
-    def __init__(self, input_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor,
-                 extra: dict[str, torch.Tensor] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        input_ids: torch.Tensor,
+        lengths: torch.Tensor,
+        labels: torch.Tensor,
+        extra: dict[str, torch.Tensor] | None = None,
+    ):
         self.input_ids, self.lengths, self.labels = input_ids, lengths, labels
         self.extra = extra or {}
 
@@ -192,8 +205,14 @@ class TextClassificationDataModule(SplitDataLoaders):
         cfg = self.cfg
         raw = self.read()
         allowed = raw.allowed if raw.allowed is not None else self.cfg.allowed_labels()
-        data, report = clean(raw, allowed, self.source_name, drop_duplicates=cfg.drop_duplicates,
-                             drop_conflicts=cfg.drop_conflicts, duplicates_by_label=self.cfg.duplicates_by_label)  # fmt: skip
+        data, report = clean(
+            raw,
+            allowed,
+            self.source_name,
+            drop_duplicates=cfg.drop_duplicates,
+            drop_conflicts=cfg.drop_conflicts,
+            duplicates_by_label=self.cfg.duplicates_by_label,
+        )
         if not data.texts:
             raise DataError(
                 f"{self.source_name}: no examples left after cleaning ({report.summary()}). "
@@ -212,8 +231,9 @@ class TextClassificationDataModule(SplitDataLoaders):
             strata = self.strata(data.labels)
             if cfg.subsample is not None:
                 order = stratified_subsample(strata, cfg.subsample, cfg.split_seed)
-            assignment = stratified_split([strata[i] for i in order], cfg.val_fraction, cfg.test_fraction,
-                                          cfg.split_seed)  # fmt: skip
+            assignment = stratified_split(
+                [strata[i] for i in order], cfg.val_fraction, cfg.test_fraction, cfg.split_seed
+            )
         if data.split is not None and cfg.subsample is not None:
             keep = set(stratified_subsample(self.strata(data.labels), cfg.subsample, cfg.split_seed))
             pairs = [(i, a) for i, a in zip(order, assignment) if i in keep]
@@ -234,16 +254,27 @@ class TextClassificationDataModule(SplitDataLoaders):
         names = self.label_set(data.labels, allowed)
         return PreparedSplits(texts=texts, labels=labels_by, label_names=names, report=report)
 
-    def _fold_of(self, texts: dict[str, list[str]], labels: dict[str, list[str]], k: int,
-                 folds: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:  # fmt: skip
+    def _fold_of(
+        self, texts: dict[str, list[str]], labels: dict[str, list[str]], k: int, folds: int
+    ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         pool_t, pool_l = texts["train"] + texts["val"], labels["train"] + labels["val"]
         try:
             val = set(stratified_folds(self.strata(pool_l), folds, self.cfg.split_seed)[k])
         except ValueError as exc:
             raise DataError(f"{self.source_name}: eval.folds {folds}: {exc}") from None
         keep = [i for i in range(len(pool_t)) if i not in val]
-        return ({"train": [pool_t[i] for i in keep], "val": [pool_t[i] for i in sorted(val)], "test": texts["test"]},
-                {"train": [pool_l[i] for i in keep], "val": [pool_l[i] for i in sorted(val)], "test": labels["test"]})  # fmt: skip
+        return (
+            {
+                "train": [pool_t[i] for i in keep],
+                "val": [pool_t[i] for i in sorted(val)],
+                "test": texts["test"],
+            },
+            {
+                "train": [pool_l[i] for i in keep],
+                "val": [pool_l[i] for i in sorted(val)],
+                "test": labels["test"],
+            },
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -280,8 +311,14 @@ class TextClassificationDataModule(SplitDataLoaders):
             texts["train"] = texts["train"] + self.augment.copies_of(texts["train"])
             labels["train"] = labels["train"] * (1 + self.augment.copies)
         for s in SPLITS:
-            enc = self.tokenizer(texts[s], truncation=True, max_length=max_length, padding=False,
-                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # fmt: skip
+            enc = self.tokenizer(
+                texts[s],
+                truncation=True,
+                max_length=max_length,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
             lengths = torch.tensor([len(e) for e in enc], dtype=torch.int32)
             ids = torch.full((len(enc), int(lengths.max())), pad, dtype=torch.int32)
             for row, e in enumerate(enc):
@@ -312,5 +349,9 @@ class TextClassificationDataModule(SplitDataLoaders):
     def print_report(self) -> None:
         assert self.report is not None
         sizes = ", ".join(f"{s} {len(self.splits[s])}" for s in SPLITS)
-        self.console.print(self.report.table(f"splits: {sizes}; labels: {', '.join(self.label_names)}",
-                                             " (from token cache)" if self.cache_hit else ""))  # fmt: skip
+        self.console.print(
+            self.report.table(
+                f"splits: {sizes}; labels: {', '.join(self.label_names)}",
+                " (from token cache)" if self.cache_hit else "",
+            )
+        )

@@ -74,8 +74,11 @@ class TextFileData(DatasetConfig):
         if self.format != "auto":
             return self.format
         suffixes = "".join(self.file.suffixes).lower()
-        for fmt, ends in (("csv", (".csv", ".tsv")), ("jsonl", (".jsonl", ".ndjson", ".json")),
-                          ("parquet", (".parquet", ".pq"))):  # fmt: skip
+        for fmt, ends in (
+            ("csv", (".csv", ".tsv")),
+            ("jsonl", (".jsonl", ".ndjson", ".json")),
+            ("parquet", (".parquet", ".pq")),
+        ):
             if any(e in suffixes for e in ends):
                 return fmt
         raise DataError(

@@ -33,8 +33,9 @@ def per_example_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
-def ascend(delta: torch.Tensor, grad: torch.Tensor, step: float | torch.Tensor,
-           epsilon: float | torch.Tensor) -> torch.Tensor:  # fmt: skip
+def ascend(
+    delta: torch.Tensor, grad: torch.Tensor, step: float | torch.Tensor, epsilon: float | torch.Tensor
+) -> torch.Tensor:
     """One normalised ascent step of size `step` from `delta`, projected into the `epsilon` ball
     (sizes per example: floats, or tensors shaped like `per_example_norm`)."""
     delta = delta + step * grad / per_example_norm(grad).clamp_min(1e-12)

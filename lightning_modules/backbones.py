@@ -76,8 +76,11 @@ def tiny_vocab(texts: list[str], vocab_size: int) -> list[str]:
     by_count = lambda c: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
     vocab = list(SPECIAL_TOKENS)
     seen = set(vocab)
-    for token in ([ch for ch, _ in by_count(chars + inner)] + [f"##{ch}" for ch, _ in by_count(inner)]
-                  + [w for w, n in by_count(words) if n >= 2 and len(w) > 1]):  # fmt: skip
+    for token in (
+        [ch for ch, _ in by_count(chars + inner)]
+        + [f"##{ch}" for ch, _ in by_count(inner)]
+        + [w for w, n in by_count(words) if n >= 2 and len(w) > 1]
+    ):
         if len(vocab) >= vocab_size:
             break
         if token not in seen:
@@ -93,15 +96,25 @@ def save_tiny_backbone(texts: list[str], m: ModelConfig, out: Path) -> None:
 
     vocab = {tok: i for i, tok in enumerate(tiny_vocab(texts, m.tiny.vocab_size))}
     tk = BertWordPieceTokenizer(vocab, clean_text=True, handle_chinese_chars=True, lowercase=True)
-    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tk.to_str()), unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                                   model_max_length=512)  # fmt: skip
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(tk.to_str()),
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
     fast.save_pretrained(out)
     BertConfig(
-        vocab_size=len(fast), hidden_size=m.tiny.hidden, num_hidden_layers=m.tiny.layers,
-        num_attention_heads=m.tiny.heads, intermediate_size=4 * m.tiny.hidden,
-        max_position_embeddings=512, pad_token_id=fast.pad_token_id,
-    ).save_pretrained(out)  # fmt: skip
+        vocab_size=len(fast),
+        hidden_size=m.tiny.hidden,
+        num_hidden_layers=m.tiny.layers,
+        num_attention_heads=m.tiny.heads,
+        intermediate_size=4 * m.tiny.hidden,
+        max_position_embeddings=512,
+        pad_token_id=fast.pad_token_id,
+    ).save_pretrained(out)
 
 
 def _build_tiny(folder: Path, texts: list[str], m: ModelConfig) -> None:
@@ -212,8 +225,12 @@ def prune_ffn(model: nn.Module, share: float) -> None:
         up = getattr(getattr(layer, "intermediate", None), "dense", None)
         down = getattr(getattr(layer, "output", None), "dense", None)
         if not isinstance(up, nn.Linear) or not isinstance(down, nn.Linear):
-            raise ConfigError([f"prune.ffn: {type(layer).__name__} has no BERT-style FFN "
-                               "(intermediate.dense / output.dense) to prune"])  # fmt: skip
+            raise ConfigError(
+                [
+                    f"prune.ffn: {type(layer).__name__} has no BERT-style FFN "
+                    "(intermediate.dense / output.dense) to prune"
+                ]
+            )
         keep = max(1, round(up.out_features * (1 - share)))
         with torch.no_grad():
             score = up.weight.abs().sum(dim=1) + down.weight.abs().sum(dim=0)
@@ -242,8 +259,12 @@ def _attention(layer: nn.Module) -> tuple[nn.Module, nn.Module]:
         or not isinstance(getattr(out, "dense", None), nn.Linear)
         or not hasattr(heads, "attention_head_size")
     ):
-        raise ConfigError([f"prune.heads: {type(layer).__name__} has no BERT-style attention "
-                           "(attention.self.query/key/value, attention.output.dense) to prune"])  # fmt: skip
+        raise ConfigError(
+            [
+                f"prune.heads: {type(layer).__name__} has no BERT-style attention "
+                "(attention.self.query/key/value, attention.output.dense) to prune"
+            ]
+        )
     return heads, out
 
 
@@ -360,8 +381,13 @@ def freeze_bottom(model: nn.Module, n: int) -> None:
 def apply_lora(model: nn.Module, p: PeftConfig) -> nn.Module:
     from peft import LoraConfig, TaskType, get_peft_model
 
-    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
-                      target_modules=list(p.target_modules))  # fmt: skip
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=p.r,
+        lora_alpha=p.alpha,
+        lora_dropout=p.dropout,
+        target_modules=list(p.target_modules),
+    )
     try:
         return get_peft_model(model, lora)
     except ValueError as exc:

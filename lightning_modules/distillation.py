@@ -27,6 +27,10 @@ class Distillation:
 
     def loss(self, student: torch.Tensor, teacher: torch.Tensor, label_loss: torch.Tensor) -> torch.Tensor:
         t = self.temperature
-        soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher.to(student.dtype) / t, dim=-1),
-                        reduction="batchmean", log_target=True)  # fmt: skip
+        soft = F.kl_div(
+            F.log_softmax(student / t, dim=-1),
+            F.log_softmax(teacher.to(student.dtype) / t, dim=-1),
+            reduction="batchmean",
+            log_target=True,
+        )
         return self.alpha * soft * t * t + (1 - self.alpha) * label_loss

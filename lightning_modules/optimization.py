@@ -10,8 +10,15 @@ from torch import nn
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def adamw_with_warmup(model: nn.Module, lr: float, weight_decay: float, warmup: float, schedule: str,
-                      total_steps: int, lr_scales: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+def adamw_with_warmup(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    warmup: float,
+    schedule: str,
+    total_steps: int,
+    lr_scales: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Lightning's `configure_optimizers` answer: no weight decay on biases and norms; `warmup` is a
     fraction of `total_steps`; the scheduler steps every optimizer step.
 

@@ -85,16 +85,28 @@ def tokenize(
     notes = [
         [f"truncated to {max_length} tokens"] if len(ids) > max_length else [] for ids in full["input_ids"]
     ]
-    enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
-                    return_token_type_ids=False)  # fmt: skip
+    enc = tokenizer(
+        texts,
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, notes
 
 
 SEQUENCE_INPUTS = ("input_ids", "attention_mask")
 
 
-def median_ms(forward: Callable[[dict[str, torch.Tensor]], Any], example: dict[str, torch.Tensor], batch: int,
-              max_length: int | None, repeats: int = 10, budget_s: float | None = None) -> float:  # fmt: skip
+def median_ms(
+    forward: Callable[[dict[str, torch.Tensor]], Any],
+    example: dict[str, torch.Tensor],
+    batch: int,
+    max_length: int | None,
+    repeats: int = 10,
+    budget_s: float | None = None,
+) -> float:
     """Median milliseconds of `forward` on `timing_inputs(example, batch, max_length)`: `repeats`
     passes after 2 warm-ups, without gradients. The one latency measurement of runs and exports.
 

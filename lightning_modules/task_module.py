@@ -123,8 +123,14 @@ class TaskModule(pl.LightningModule):
             if stage == "train":
                 self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         else:
-            self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                     batch_size=n)  # fmt: skip
+            self.log(
+                f"{stage}/loss",
+                loss,
+                on_step=stage == "train",
+                on_epoch=True,
+                prog_bar=stage != "test",
+                batch_size=n,
+            )
         return total
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:

@@ -43,8 +43,10 @@ def downloads_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 
     def guard(asset: Any, dest: Path) -> Path:
         if assets.ASSETS.get(asset.name) is asset:
-            raise AssertionError(f"{request.node.nodeid} downloads the real asset {asset.name!r}; "
-                                 "mark it @pytest.mark.download")  # fmt: skip
+            raise AssertionError(
+                f"{request.node.nodeid} downloads the real asset {asset.name!r}; "
+                "mark it @pytest.mark.download"
+            )
         return real(asset, dest)
 
     monkeypatch.setattr(assets, "_pip_download", guard)

@@ -29,6 +29,9 @@ def oversized_request(port: int, method: str, path: str, declared: int, sent: in
     large body, so writing all of it (as urllib does) races the answer into a broken pipe.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  f"Content-Length: {declared}\r\n\r\n".encode() + b"x" * sent)  # fmt: skip
+        s.sendall(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\n\r\n".encode()
+            + b"x" * sent
+        )
         return status_line(s)

@@ -57,15 +57,20 @@ class Server:
         self.data = data
 
     def _as_postgres(self, *cmd: str | None) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *[c for c in cmd if c]], check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *[c for c in cmd if c]],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def new_database(self) -> str:
         import psycopg
 
         name = "t" + uuid.uuid4().hex[:12]
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as conn:  # fmt: skip
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 

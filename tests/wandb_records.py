@@ -71,8 +71,13 @@ def summary(path: Path) -> dict[str, Any]:
     for rec in finished_records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
-            info.update(name=rec.run.display_name, group=rec.run.run_group, job_type=rec.run.job_type,
-                        tags=list(rec.run.tags), project=rec.run.project)  # fmt: skip
+            info.update(
+                name=rec.run.display_name,
+                group=rec.run.run_group,
+                job_type=rec.run.job_type,
+                tags=list(rec.run.tags),
+                project=rec.run.project,
+            )
             for item in rec.run.config.update:
                 info["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":

@@ -106,8 +106,13 @@ def embed(enc: Encoder, texts: list[str], batch_size: int = 64) -> np.ndarray:
     rows = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = enc.tokenizer(texts[start : start + batch_size], truncation=True, max_length=enc.max_length,
-                                  padding=True, return_tensors="pt")  # fmt: skip
+            batch = enc.tokenizer(
+                texts[start : start + batch_size],
+                truncation=True,
+                max_length=enc.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             batch.pop("token_type_ids", None)
             out = enc.model(**batch, output_hidden_states=True)
             hidden = out.hidden_states[-1]
@@ -165,10 +170,20 @@ def read_texts(path: Path, column: str) -> list[str]:
         raise EcomlabError(f"anomaly: file not found: {path}")
     suffix = path.suffix.lower()
     try:
-        df = (pd.read_parquet(path) if suffix == ".parquet" else
-              pd.read_json(path, lines=True) if suffix in (".jsonl", ".json") else
-              pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                          on_bad_lines="warn", encoding_errors="replace"))  # fmt: skip
+        df = (
+            pd.read_parquet(path)
+            if suffix == ".parquet"
+            else pd.read_json(path, lines=True)
+            if suffix in (".jsonl", ".json")
+            else pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                on_bad_lines="warn",
+                encoding_errors="replace",
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a broken file
         raise EcomlabError(f"anomaly: cannot read {path}: {str(exc).splitlines()[0]}") from None
     if column not in df.columns:

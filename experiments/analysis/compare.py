@@ -23,8 +23,15 @@ from experiments.results import record_store, run_record
 
 SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
 DEFAULT_FACTS = ("time/total_s", "model/trainable_params", "model/size_mb")
-OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt,
-       "<": operator.lt, "=": operator.eq}  # fmt: skip
+OPS = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
 FILTER = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
 
 
@@ -44,8 +51,9 @@ def collect(targets: list[str], runs_root: Path, storage_url: str | None) -> lis
     return resolve(targets, runs_root, storage_url)[0]
 
 
-def resolve(targets: list[str], runs_root: Path,
-            storage_url: str | None) -> tuple[list[run_record.RunRecord], list[Any]]:  # fmt: skip
+def resolve(
+    targets: list[str], runs_root: Path, storage_url: str | None
+) -> tuple[list[run_record.RunRecord], list[Any]]:
     """(run records, Optuna studies) named by `targets`: experiment ids and/or study names."""
     records: list[run_record.RunRecord] = []
     studies: list[Any] = []
@@ -64,8 +72,9 @@ def resolve(targets: list[str], runs_root: Path,
     return records, studies
 
 
-def _study_records(name: str, runs_root: Path, storage_url: str | None,
-                   known_ids: list[str]) -> tuple[Any, list[run_record.RunRecord]]:  # fmt: skip
+def _study_records(
+    name: str, runs_root: Path, storage_url: str | None, known_ids: list[str]
+) -> tuple[Any, list[run_record.RunRecord]]:
     import optuna
 
     from experiments.results.storage import default_storage_url, storage
@@ -79,8 +88,10 @@ def _study_records(name: str, runs_root: Path, storage_url: str | None,
     if name not in studies:
         close = difflib.get_close_matches(name, known_ids + studies, n=5, cutoff=0.5)
         hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise EcomlabError(f"{name!r} is neither a run record under {runs_root}/ nor a study in the storage."
-                           f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)")  # fmt: skip
+        raise EcomlabError(
+            f"{name!r} is neither a run record under {runs_root}/ nor a study in the storage."
+            f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)"
+        )
     study = optuna.load_study(study_name=name, storage=storage(url))
     if record_store.fetch_study(study, runs_root):  # records of trials that ran on other machines
         known_ids = [r.exp_id for r in run_record.list_records(runs_root)]
@@ -119,8 +130,12 @@ def study_objectives(studies: list[Any]) -> list[str]:
     return names
 
 
-def metric_columns(records: list[run_record.RunRecord], patterns: list[str] | None = None,
-                   objectives: list[str] | None = None, show_all: bool = False) -> list[str]:  # fmt: skip
+def metric_columns(
+    records: list[run_record.RunRecord],
+    patterns: list[str] | None = None,
+    objectives: list[str] | None = None,
+    show_all: bool = False,
+) -> list[str]:
     """The metric columns to show: all, those matching `patterns`, or the objectives (default: each
     run's `trainer.monitor`) each followed by its test counterpart."""
     available = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
@@ -129,8 +144,10 @@ def metric_columns(records: list[run_record.RunRecord], patterns: list[str] | No
     if patterns:
         for pat in patterns:
             if not any(fnmatch.fnmatchcase(m, pat) for m in available):
-                raise EcomlabError(f"--metrics {pat!r}: matches no metric of these runs; they have "
-                                   f"{', '.join(available) or 'none'}")  # fmt: skip
+                raise EcomlabError(
+                    f"--metrics {pat!r}: matches no metric of these runs; they have "
+                    f"{', '.join(available) or 'none'}"
+                )
         return [m for m in available if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
     primary = objectives or [r.config.get("trainer", {}).get("monitor", "val/f1") for r in records]
     cols: list[str] = []
@@ -140,10 +157,16 @@ def metric_columns(records: list[run_record.RunRecord], patterns: list[str] | No
     return cols
 
 
-def table_rows(records: list[run_record.RunRecord], sort: str | None = None, ascending: bool = False,
-               filters: list[str] | None = None, top: int | None = None, metrics: list[str] | None = None,
-               objectives: list[str] | None = None,
-               show_all: bool = False) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+def table_rows(
+    records: list[run_record.RunRecord],
+    sort: str | None = None,
+    ascending: bool = False,
+    filters: list[str] | None = None,
+    top: int | None = None,
+    metrics: list[str] | None = None,
+    objectives: list[str] | None = None,
+    show_all: bool = False,
+) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns to show, rows). Rows hold every column (what the CSV writes, and what --sort and
     --filter may name); the columns are the differing parameters, the chosen metrics and facts."""
     params = differing(records)
@@ -197,8 +220,11 @@ def baseline_rows(records: list[run_record.RunRecord], studies: list[Any]) -> li
                 cfg = validate(r.config)
             except EcomlabError:
                 continue  # a record whose config no longer validates has no split to fit on
-            key = json.dumps([cfg.task, cfg.data.model_dump(mode="json", exclude=set(NOT_SPLIT_SHAPING))],
-                             sort_keys=True, default=str)  # fmt: skip
+            key = json.dumps(
+                [cfg.task, cfg.data.model_dump(mode="json", exclude=set(NOT_SPLIT_SHAPING))],
+                sort_keys=True,
+                default=str,
+            )
             splits.setdefault(key, cfg)
         for cfg in splits.values():
             try:
@@ -209,8 +235,15 @@ def baseline_rows(records: list[run_record.RunRecord], studies: list[Any]) -> li
                 found[cfg.data.dataset] = b
     rows = []
     for where, b in found.items():
-        rows.append({"experiment_id": "baseline", "status": "baseline", "name": b["name"], "where": where,
-                     **b["metrics"]})  # fmt: skip
+        rows.append(
+            {
+                "experiment_id": "baseline",
+                "status": "baseline",
+                "name": b["name"],
+                "where": where,
+                **b["metrics"],
+            }
+        )
     return rows
 
 
@@ -221,8 +254,12 @@ def short_names(columns: list[str]) -> dict[str, str]:
     dotted = [c for c in columns if "." in c and "/" not in c]
     for c in columns:
         if c not in dotted:
-            out[c] = {"experiment_id": "id", "time/total_s": "time s", "model/trainable_params": "trainable",
-                      "model/size_mb": "MB"}.get(c, c)  # fmt: skip
+            out[c] = {
+                "experiment_id": "id",
+                "time/total_s": "time s",
+                "model/trainable_params": "trainable",
+                "model/size_mb": "MB",
+            }.get(c, c)
             continue
         parts = c.split(".")
         for n in range(1, len(parts) + 1):

@@ -143,44 +143,74 @@ def study_figures(study: Any, baseline: bool = True) -> list[Figure]:
     label = f"baseline: {base['name']} ({base_value:.4f})" if base_value is not None else ""
 
     def history(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
-        return (_baseline_line(lambda: pv.plot_optimization_history(study, **kw), base_value, label, True),
-                _baseline_line(lambda: mv.plot_optimization_history(study, **kw), base_value, label, False))  # fmt: skip
+        return (
+            _baseline_line(lambda: pv.plot_optimization_history(study, **kw), base_value, label, True),
+            _baseline_line(lambda: mv.plot_optimization_history(study, **kw), base_value, label, False),
+        )
 
     if len(names) == 1:
         kw: dict[str, Any] = {"target_name": names[0]}
         figs = [
-            Figure(f"{n}-optimization_history", f"{n}: optimisation history" + (" (dashed: the baseline)" if label else ""),
-                   *history(**kw)),
-            Figure(f"{n}-intermediate_values", f"{n}: intermediate values per epoch (pruned trials included)",
-                   lambda: pv.plot_intermediate_values(study), lambda: mv.plot_intermediate_values(study)),
-        ]  # fmt: skip
+            Figure(
+                f"{n}-optimization_history",
+                f"{n}: optimisation history" + (" (dashed: the baseline)" if label else ""),
+                *history(**kw),
+            ),
+            Figure(
+                f"{n}-intermediate_values",
+                f"{n}: intermediate values per epoch (pruned trials included)",
+                lambda: pv.plot_intermediate_values(study),
+                lambda: mv.plot_intermediate_values(study),
+            ),
+        ]
     else:
         kw = {"target": lambda t: t.values[0], "target_name": names[0]}
         figs = [
-            Figure(f"{n}-pareto_front", f"{n}: Pareto front",
-                   lambda: pv.plot_pareto_front(study, target_names=names),
-                   lambda: mv.plot_pareto_front(study, target_names=names)),
-            Figure(f"{n}-optimization_history", f"{n}: optimisation history of {names[0]}"
-                   + (" (dashed: the baseline)" if label else ""), *history(**kw)),
-        ]  # fmt: skip
+            Figure(
+                f"{n}-pareto_front",
+                f"{n}: Pareto front",
+                lambda: pv.plot_pareto_front(study, target_names=names),
+                lambda: mv.plot_pareto_front(study, target_names=names),
+            ),
+            Figure(
+                f"{n}-optimization_history",
+                f"{n}: optimisation history of {names[0]}" + (" (dashed: the baseline)" if label else ""),
+                *history(**kw),
+            ),
+        ]
     figs += [
-        Figure(f"{n}-parallel_coordinate", f"{n}: parallel coordinates ({names[0]})",
-               lambda: pv.plot_parallel_coordinate(study, **kw), lambda: mv.plot_parallel_coordinate(study, **kw)),
-        Figure(f"{n}-param_importances", f"{n}: parameter importances ({names[0]})",
-               lambda: pv.plot_param_importances(study, **kw), lambda: mv.plot_param_importances(study, **kw)),
-    ]  # fmt: skip
+        Figure(
+            f"{n}-parallel_coordinate",
+            f"{n}: parallel coordinates ({names[0]})",
+            lambda: pv.plot_parallel_coordinate(study, **kw),
+            lambda: mv.plot_parallel_coordinate(study, **kw),
+        ),
+        Figure(
+            f"{n}-param_importances",
+            f"{n}: parameter importances ({names[0]})",
+            lambda: pv.plot_param_importances(study, **kw),
+            lambda: mv.plot_param_importances(study, **kw),
+        ),
+    ]
     return figs
 
 
 def run_figures(records: list[run_record.RunRecord]) -> list[Figure]:
     val, loss = _curve_series(records, "val"), _curve_series(records, "loss")
     return [
-        Figure("learning_curves-val", "Learning curves: each run's monitored validation metric per epoch",
-               lambda: _plotly_curves(val, "epoch", "validation metric"),
-               lambda: _mpl_curves(val, "epoch", "validation metric")),
-        Figure("learning_curves-train_loss", "Learning curves: training loss per step",
-               lambda: _plotly_curves(loss, "step", "train/loss"), lambda: _mpl_curves(loss, "step", "train/loss")),
-    ]  # fmt: skip
+        Figure(
+            "learning_curves-val",
+            "Learning curves: each run's monitored validation metric per epoch",
+            lambda: _plotly_curves(val, "epoch", "validation metric"),
+            lambda: _mpl_curves(val, "epoch", "validation metric"),
+        ),
+        Figure(
+            "learning_curves-train_loss",
+            "Learning curves: training loss per step",
+            lambda: _plotly_curves(loss, "step", "train/loss"),
+            lambda: _mpl_curves(loss, "step", "train/loss"),
+        ),
+    ]
 
 
 def _usable(fig: Any) -> str | None:
@@ -238,8 +268,14 @@ def _page(title: str, sections: list[str], nav: list[tuple[str, str]]) -> str:
     )
 
 
-def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | None = None,
-          png_dir: Path | None = None, baseline: bool = True) -> Report:  # fmt: skip
+def build(
+    targets: list[str],
+    runs_root: Path,
+    out: Path,
+    storage_url: str | None = None,
+    png_dir: Path | None = None,
+    baseline: bool = True,
+) -> Report:
     """Write the HTML report for study names and/or experiment ids; with `png_dir`, PNGs too."""
     import optuna
 
@@ -261,8 +297,10 @@ def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | Non
             nav.append((fig.slug, fig.title))
             if why:
                 report.skipped[fig.slug] = why
-                sections.append(f'<h2 id="{fig.slug}">{html.escape(fig.title)}</h2>'
-                                f'<p class="skipped">Not drawn: {html.escape(why)}</p>')  # fmt: skip
+                sections.append(
+                    f'<h2 id="{fig.slug}">{html.escape(fig.title)}</h2>'
+                    f'<p class="skipped">Not drawn: {html.escape(why)}</p>'
+                )
                 continue
             pfig.update_layout(title=None)
             div = pfig.to_html(full_html=False, include_plotlyjs=False, div_id=fig.slug + "-plot")
@@ -276,9 +314,12 @@ def build(targets: list[str], runs_root: Path, out: Path, storage_url: str | Non
         "targets": targets,
         "studies": [s.study_name for s in studies],
         "runs": [r.exp_id for r in records],
-        "baselines": {s.study_name: s.user_attrs["baseline"] for s in studies
-                      if baseline and s.user_attrs.get("baseline")},
-    }  # fmt: skip
+        "baselines": {
+            s.study_name: s.user_attrs["baseline"]
+            for s in studies
+            if baseline and s.user_attrs.get("baseline")
+        },
+    }
     sections.append(
         f'<script type="application/json" id="ecomlab-report">{html.escape(json.dumps(summary))}</script>'
     )

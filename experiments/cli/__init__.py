@@ -21,8 +21,18 @@ app = typer.Typer(
 )
 study_app = typer.Typer(help="Inspect Optuna studies: list, show, best.", no_args_is_help=True)
 
-for command in (run.run, run.reproduce, run.runs, analysis.compare, analysis.report, analysis.anomaly,
-                data.datasets, data.fetch, data.sync, sweep.sweep):  # fmt: skip
+for command in (
+    run.run,
+    run.reproduce,
+    run.runs,
+    analysis.compare,
+    analysis.report,
+    analysis.anomaly,
+    data.datasets,
+    data.fetch,
+    data.sync,
+    sweep.sweep,
+):
     app.command()(command)
 app.add_typer(study_app, name="study")
 study_app.command("list")(sweep.study_list)

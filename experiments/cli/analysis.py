@@ -23,15 +23,21 @@ def compare(
     targets: Annotated[list[str], typer.Argument(help="Experiment ids and/or study names.")],
     sort: Annotated[str | None, typer.Option("--sort", help="Column to sort by (descending).")] = None,
     ascending: Annotated[bool, typer.Option("--ascending", help="Sort ascending instead.")] = False,
-    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Keep rows where e.g. 'val/f1>0.8'.")] = None,
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", help="Keep rows where e.g. 'val/f1>0.8'.")
+    ] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N rows.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write every column as CSV.")] = None,
-    metrics: Annotated[str | None, typer.Option("--metrics", help="Metric columns, globs: 'val/*,test/f1'.")] = None,
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Metric columns, globs: 'val/*,test/f1'.")
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Every metric and fact column.")] = False,
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna storage URL for study names.")
+    ] = None,
     no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Runs side by side: the parameters that differ, the objective (or monitored metric) on val and
     test, duration, trainable parameters and size, and the task's baseline as the last row; --metrics
     or --all for more."""
@@ -52,9 +58,16 @@ def compare(
         console.print("No completed runs to compare.")
         return
     patterns = [p.strip() for p in metrics.split(",") if p.strip()] if metrics else None
-    columns, rows = table_rows(records, sort=sort, ascending=ascending, filters=filter_ or [], top=top,
-                               metrics=patterns, objectives=study_objectives(studies) or None,
-                               show_all=show_all)  # fmt: skip
+    columns, rows = table_rows(
+        records,
+        sort=sort,
+        ascending=ascending,
+        filters=filter_ or [],
+        top=top,
+        metrics=patterns,
+        objectives=study_objectives(studies) or None,
+        show_all=show_all,
+    )
     headers = short_names(columns)
     table = Table(title=f"{len(rows)} of {len(records)} run(s)", padding=(0, 1), collapse_padding=True)
     for col in columns:
@@ -74,13 +87,18 @@ def compare(
 
 def report(
     targets: Annotated[list[str], typer.Argument(help="Study names and/or experiment ids.")],
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write (self-contained, opens offline).")] = Path(
-        "report.html"),
-    png: Annotated[Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL for study names.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="HTML file to write (self-contained, opens offline).")
+    ] = Path("report.html"),
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna storage URL for study names.")
+    ] = None,
     no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """One HTML file: Optuna's study figures (the study's baseline dashed on its optimisation history),
     learning curves of every run, and a run table."""
     from experiments.analysis.report import build
@@ -89,8 +107,11 @@ def report(
     rep = build(
         targets, run_record.runs_root(runs_dir), out, use_storage(storage), png, baseline=not no_baseline
     )
-    console.print(f"Wrote {out} ({len(rep.figures)} figure(s)" + (f", {len(rep.pngs)} PNG(s) in {png}" if png else "")
-                  + ")")  # fmt: skip
+    console.print(
+        f"Wrote {out} ({len(rep.figures)} figure(s)"
+        + (f", {len(rep.pngs)} PNG(s) in {png}" if png else "")
+        + ")"
+    )
     for slug, why in rep.skipped.items():
         console.print(f"  not drawn: {slug}: {why}")
 
@@ -98,13 +119,17 @@ def report(
 def anomaly(
     path: Annotated[Path, typer.Argument(help="CSV / TSV / JSONL / Parquet file of reviews.")],
     column: Annotated[str, typer.Option("--column", help="Column with the review text.")] = "text",
-    model: Annotated[str, typer.Option("--model", help="minilm, a from_pretrained id/folder, or a run's experiment id.")] = "minilm",
+    model: Annotated[
+        str, typer.Option("--model", help="minilm, a from_pretrained id/folder, or a run's experiment id.")
+    ] = "minilm",
     k: Annotated[int, typer.Option("--k", min=1, help="Neighbour whose distance measures 'off-topic'.")] = 10,
-    threshold: Annotated[float, typer.Option("--threshold", help="Score (robust z) from which a review is flagged.")] = 3.5,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Score (robust z) from which a review is flagged.")
+    ] = 3.5,
     top: Annotated[int, typer.Option("--top", min=0, help="Show the N highest scores.")] = 20,
     out: Annotated[Path | None, typer.Option("--out", help="Write every review's score as CSV.")] = None,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Score every review for being off-topic or a near-duplicate of another (unsupervised)."""
     import csv
 
@@ -116,13 +141,21 @@ def anomaly(
     s = score(embed(enc, texts), k=k)
     kinds = s.kind(threshold)
     order = sorted(range(len(texts)), key=lambda i: -s.score[i])
-    table = Table(title=f"{sum(1 for x in kinds if x)} of {len(texts)} reviews flagged (score >= {threshold}; "
-                        f"encoder {enc.source})")  # fmt: skip
+    table = Table(
+        title=f"{sum(1 for x in kinds if x)} of {len(texts)} reviews flagged (score >= {threshold}; "
+        f"encoder {enc.source})"
+    )
     for col in ("#", "score", "kind", "nearest #", "similarity", "text"):
         table.add_column(col, overflow="fold")
     for i in order[:top]:
-        table.add_row(str(i), f"{s.score[i]:.2f}", kinds[i] or "-", str(s.nearest[i]), f"{s.nearest_similarity[i]:.3f}",
-                      texts[i][:120])  # fmt: skip
+        table.add_row(
+            str(i),
+            f"{s.score[i]:.2f}",
+            kinds[i] or "-",
+            str(s.nearest[i]),
+            f"{s.nearest_similarity[i]:.3f}",
+            texts[i][:120],
+        )
     wide(170).print(table)
     if out:
         with open(out, "w", newline="", encoding="utf-8") as f:
@@ -131,9 +164,18 @@ def anomaly(
                 ["index", "score", "kind", "z_far", "z_close", "nearest", "nearest_similarity", "text"]
             )
             for i in range(len(texts)):
-                w.writerow([i, round(float(s.score[i]), 4), kinds[i], round(float(s.z_far[i]), 4),
-                            round(float(s.z_close[i]), 4), int(s.nearest[i]), round(float(s.nearest_similarity[i]), 5),
-                            texts[i]])  # fmt: skip
+                w.writerow(
+                    [
+                        i,
+                        round(float(s.score[i]), 4),
+                        kinds[i],
+                        round(float(s.z_far[i]), 4),
+                        round(float(s.z_close[i]), 4),
+                        int(s.nearest[i]),
+                        round(float(s.nearest_similarity[i]), 5),
+                        texts[i],
+                    ]
+                )
         console.print(f"Wrote {out}")
 
 

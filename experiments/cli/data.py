@@ -27,8 +27,14 @@ def datasets() -> None:
         info = info_row(cls)
         found = [ASSETS[a] for a in info["assets"] if a in ASSETS]
         src = ", ".join(f"{a.distribution}=={a.version}" for a in found) or "-"
-        table.add_row(name, info["tasks"], info["size"], info["language"], src,
-                      ", ".join(a.license for a in found) or "-")  # fmt: skip
+        table.add_row(
+            name,
+            info["tasks"],
+            info["size"],
+            info["language"],
+            src,
+            ", ".join(a.license for a in found) or "-",
+        )
     wide(150).print(table)
 
 

@@ -20,13 +20,21 @@ from experiments.cli.common import (
 
 
 def run(
-    config: Annotated[Path | None, typer.Argument(help="Experiment YAML (default: the bundled quickstart).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optim.lr=1e-4")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="Experiment YAML (default: the bundled quickstart).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set optim.lr=1e-4")
+    ] = None,
     runs_dir: RunsDir = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-run even if this experiment id completed.")] = False,
-    print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config and id; no run.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run even if this experiment id completed.")
+    ] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config and id; no run.")
+    ] = False,
     no_baseline: NoBaseline = False,
-) -> None:  # fmt: skip
+) -> None:
     """Run one experiment: validate, fit with early stopping, test the best checkpoint, write the record,
     and show it beside the task's cheap baseline on the same split."""
     from experiments.config import experiment_id, load_config, resolved
@@ -43,8 +51,10 @@ def run(
     root = run_record.runs_root(runs_dir)
     done = root / exp_id / "metrics.json"
     if done.is_file() and not force:
-        console.print(f"Experiment {exp_id} already completed: {root / exp_id}. "
-                      f"Use --force to run it again or `ecomlab reproduce {exp_id}` to check it.")  # fmt: skip
+        console.print(
+            f"Experiment {exp_id} already completed: {root / exp_id}. "
+            f"Use --force to run it again or `ecomlab reproduce {exp_id}` to check it."
+        )
         results_table(exp_id, run_record.read(root, exp_id).metrics or {})
         return
     from experiments.run.train import train
@@ -77,10 +87,16 @@ def _run_baseline(cfg: Any, metrics: dict) -> None:
 
 def reproduce(
     exp_id: Annotated[str, typer.Argument(help="Experiment id (see `ecomlab runs`).")],
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage to fetch the record from "
-                       "(its study's artifact store) when it is not here; default $ECOMLAB_STORAGE.")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage to fetch the record from "
+            "(its study's artifact store) when it is not here; default $ECOMLAB_STORAGE.",
+        ),
+    ] = None,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Re-run a recorded experiment and compare metrics and weights with the original."""
     from experiments.results import record_store, run_record
     from experiments.run.reproduce import reproduce as do_reproduce
@@ -114,8 +130,18 @@ def runs(runs_dir: RunsDir = None) -> None:
     table = Table(title=f"Runs in {root}/")
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("dataset", overflow="fold")
-    for col in ("task", "target", "backbone", "lr", "lora r", "prune", "val (monitor)", "test (same metric)",
-                "status", "started"):  # fmt: skip
+    for col in (
+        "task",
+        "target",
+        "backbone",
+        "lr",
+        "lora r",
+        "prune",
+        "val (monitor)",
+        "test (same metric)",
+        "status",
+        "started",
+    ):
         table.add_column(col)
     for rec in records:
         c, m = rec.config, rec.metrics or {}
@@ -129,10 +155,17 @@ def runs(runs_dir: RunsDir = None) -> None:
         spec = TASKS.get(task)
         test_metric = "test/" + monitor.split("/", 1)[-1]
         table.add_row(
-            rec.exp_id, data.get("dataset", "?"), task, str(data.get("target", data.get("label_column", "-"))),
+            rec.exp_id,
+            data.get("dataset", "?"),
+            task,
+            str(data.get("target", data.get("label_column", "-"))),
             str(c.get("model", {}).get("backbone")) if spec is None or spec.text_encoder else "-",
-            fmt(c.get("optim", {}).get("lr")), fmt(c.get("peft", {}).get("r")), fmt(c.get("prune", {}).get("ratio")),
-            f"{monitor} {fmt(m.get(monitor))}", f"{test_metric} {fmt(m.get(test_metric))}",
-            rec.manifest.get("status", "?"), str(rec.manifest.get("started", "?"))[:16],
-        )  # fmt: skip
+            fmt(c.get("optim", {}).get("lr")),
+            fmt(c.get("peft", {}).get("r")),
+            fmt(c.get("prune", {}).get("ratio")),
+            f"{monitor} {fmt(m.get(monitor))}",
+            f"{test_metric} {fmt(m.get(test_metric))}",
+            rec.manifest.get("status", "?"),
+            str(rec.manifest.get("started", "?"))[:16],
+        )
     wide(170).print(table)

@@ -18,14 +18,28 @@ from experiments.cli.common import (
 
 def export(
     target: Annotated[str, typer.Argument(help="Experiment id, or a study name (its best trial).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Folder to write (default: exports/<id>).")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Add a dynamically quantised int8 copy (torch; ONNX too with --onnx).")] = False,
-    onnx: Annotated[bool, typer.Option("--onnx", help="Add model.onnx, checked against onnxruntime.")] = False,
-    trial: Annotated[int | None, typer.Option("--trial", help="With a study: this trial instead of the best.")] = None,
-    pareto: Annotated[bool, typer.Option("--pareto", help="With a multi-objective study: every Pareto trial, one subfolder each.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write (default: exports/<id>).")
+    ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="Add a dynamically quantised int8 copy (torch; ONNX too with --onnx)."),
+    ] = False,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Add model.onnx, checked against onnxruntime.")
+    ] = False,
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="With a study: this trial instead of the best.")
+    ] = None,
+    pareto: Annotated[
+        bool,
+        typer.Option(
+            "--pareto", help="With a multi-objective study: every Pareto trial, one subfolder each."
+        ),
+    ] = False,
     storage: StorageOpt = None,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Write a finished run as a folder that loads without ecomlab (Hugging Face for text tasks)."""
     from experiments.results import record_store, run_record
     from experiments.results.run_record import ID_PATTERN
@@ -52,16 +66,28 @@ def export(
 
 
 def serve(
-    target: Annotated[str, typer.Argument(help="An exported folder, or an experiment id (exported to exports/<id> first).")],
+    target: Annotated[
+        str, typer.Argument(help="An exported folder, or an experiment id (exported to exports/<id> first).")
+    ],
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     runtime: Annotated[str, typer.Option(help="torch (fp32), int8, onnx or onnx-int8.")] = "torch",
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Rows per forward pass.")] = 32,
-    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0, help="How long the first request of a batch waits for others.")] = 5.0,
-    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Larger request bodies get 413.")] = 10.0,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Torch threads for the forward pass (default: torch's, one per core).")] = None,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option("--max-wait-ms", min=0, help="How long the first request of a batch waits for others."),
+    ] = 5.0,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Larger request bodies get 413.")
+    ] = 10.0,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="Torch threads for the forward pass (default: torch's, one per core)."
+        ),
+    ] = None,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, with dynamic batching."""
     from experiments.results import run_record
     from experiments.results.run_record import ID_PATTERN
@@ -73,15 +99,23 @@ def serve(
     if not (folder / INFO_FILE).is_file() and ID_PATTERN.match(target):
         folder = Path("exports") / target
         if not (folder / INFO_FILE).is_file() or (runtime != "torch" and not _has_runtime(folder, runtime)):
-            export_run(target, folder, run_record.runs_root(runs_dir), int8="int8" in runtime,
-                       onnx=runtime.startswith("onnx"), console=console)  # fmt: skip
+            export_run(
+                target,
+                folder,
+                run_record.runs_root(runs_dir),
+                int8="int8" in runtime,
+                onnx=runtime.startswith("onnx"),
+                console=console,
+            )
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     predictor = load_model(folder, runtime)
-    console.print(f"Serving {predictor.info['experiment_id']} ({predictor.info['task']}, {runtime}) on "
-                  f"http://{host}:{port}: POST /predict, GET /health, GET /metadata")  # fmt: skip
+    console.print(
+        f"Serving {predictor.info['experiment_id']} ({predictor.info['task']}, {runtime}) on "
+        f"http://{host}:{port}: POST /predict, GET /health, GET /metadata"
+    )
     run_server(predictor, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_mb=max_body_mb)
 
 

@@ -21,17 +21,37 @@ from experiments.cli.common import (
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/README.md).")],
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes sharing the study.")] = 1,
-    devices_per_trial: Annotated[int | None, typer.Option("--devices-per-trial", min=1,
-                                 help="GPUs per trial (default: the base config's trainer.devices).")] = None,
-    n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Override budget.n_trials.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate; print the search space; run nothing.")] = False,
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL, overriding the file's "
-                       "(default $ECOMLAB_STORAGE); its password is never written anywhere.")] = None,
-    artifacts: Annotated[str | None, typer.Option("--artifacts", help="Artifact store for the trials' records: "
-                         "a shared folder or s3://bucket (default $ECOMLAB_ARTIFACTS, then the file's).")] = None,
+    devices_per_trial: Annotated[
+        int | None,
+        typer.Option(
+            "--devices-per-trial", min=1, help="GPUs per trial (default: the base config's trainer.devices)."
+        ),
+    ] = None,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", min=1, help="Override budget.n_trials.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate; print the search space; run nothing.")
+    ] = False,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL, overriding the file's "
+            "(default $ECOMLAB_STORAGE); its password is never written anywhere.",
+        ),
+    ] = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            help="Artifact store for the trials' records: "
+            "a shared folder or s3://bucket (default $ECOMLAB_ARTIFACTS, then the file's).",
+        ),
+    ] = None,
     no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
-) -> None:  # fmt: skip
+) -> None:
     """Run (or resume) the Optuna study of a sweep file; every trial is a normal run with its own record."""
     import os
 
@@ -48,8 +68,15 @@ def sweep(
     for note in sw.notes:
         console.print(f"note: {note}")
     if not dry_run:
-        run_sweep(sw, root, workers=workers, devices_per_trial=devices_per_trial, n_trials=n_trials,
-                  console=console, baseline=not no_baseline)  # fmt: skip
+        run_sweep(
+            sw,
+            root,
+            workers=workers,
+            devices_per_trial=devices_per_trial,
+            n_trials=n_trials,
+            console=console,
+            baseline=not no_baseline,
+        )
         return
     space = Table(title=f"Sweep {sw.name}: search space")
     space.add_column("parameter")
@@ -96,8 +123,9 @@ def study_list(storage: StorageOpt = None, runs_dir: RunsDir = None) -> None:
     console.print(table)
 
 
-def study_show(name: str, storage: StorageOpt = None, no_baseline: NoBaseline = False,
-               runs_dir: RunsDir = None) -> None:  # fmt: skip
+def study_show(
+    name: str, storage: StorageOpt = None, no_baseline: NoBaseline = False, runs_dir: RunsDir = None
+) -> None:
     """Trials table (parameters, metrics, duration, experiment id), the best trial or Pareto front, and
     the best trial against the task's baseline."""
     from experiments.results.storage import load_study

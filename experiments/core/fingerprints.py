@@ -34,5 +34,9 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
         body = backend.to_str()
     else:
         body = json.dumps(sorted(tokenizer.get_vocab().items()))
-    return fingerprint(type(tokenizer).__name__, body, tokenizer.all_special_tokens,
-                       getattr(tokenizer, "padding_side", "right"))  # fmt: skip
+    return fingerprint(
+        type(tokenizer).__name__,
+        body,
+        tokenizer.all_special_tokens,
+        getattr(tokenizer, "padding_side", "right"),
+    )

@@ -50,8 +50,11 @@ def record_files(rec_dir: Path, weights: bool) -> list[Path]:
     metrics.csv, confusion matrix, per-class tables...), the weights only when asked."""
     if not rec_dir.is_dir():
         return []
-    return sorted(p for p in rec_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and (weights or p.name != WEIGHTS))  # fmt: skip
+    return sorted(
+        p
+        for p in rec_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and (weights or p.name != WEIGHTS)
+    )
 
 
 def upload_record(store: Any, trial: Any, rec_dir: Path, weights: bool) -> int:

@@ -32,8 +32,22 @@ from experiments.core.errors import RunRecordError
 
 RUNS_ENV = "ECOMLAB_RUNS"
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
-PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "peft", "torchmetrics", "optuna",
-            "wandb", "pydantic", "numpy", "pandas", "pyarrow", "safetensors", "ecomlab")  # fmt: skip
+PACKAGES = (
+    "torch",
+    "lightning",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "torchmetrics",
+    "optuna",
+    "wandb",
+    "pydantic",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "safetensors",
+    "ecomlab",
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,8 +83,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _git(*args: str) -> str | None:
     try:
-        proc = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True,
-                              timeout=20)  # fmt: skip
+        proc = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -181,8 +196,10 @@ def read_dir(path: Path) -> RunRecord:
             return parse(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise RunRecordError(f"Run record {path.name} is damaged: {f} cannot be read ({why}). "
-                                 "Delete the folder or run the experiment again with `ecomlab run --force`.") from None  # fmt: skip
+            raise RunRecordError(
+                f"Run record {path.name} is damaged: {f} cannot be read ({why}). "
+                "Delete the folder or run the experiment again with `ecomlab run --force`."
+            ) from None
 
     config = load("config.yaml", yaml.safe_load) or {}
     if not isinstance(config, dict):
@@ -219,8 +236,9 @@ class RunRecordWriter:
 
     STALE = ("metrics.json", "metrics.csv", "model.safetensors", "checkpoints", "wandb")
 
-    def __init__(self, out: Path, exp_id: str, config: dict[str, Any], facts: dict[str, Any],
-                 enabled: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, out: Path, exp_id: str, config: dict[str, Any], facts: dict[str, Any], enabled: bool = True
+    ) -> None:
         import shutil
         import time
 
@@ -272,8 +290,13 @@ class RunRecordWriter:
             return
         import optuna
 
-        status = ("pruned" if isinstance(exc, optuna.TrialPruned)
-                  else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")  # fmt: skip
+        status = (
+            "pruned"
+            if isinstance(exc, optuna.TrialPruned)
+            else "interrupted"
+            if isinstance(exc, KeyboardInterrupt)
+            else "failed"
+        )
         self.update(status=status, error=f"{type(exc).__name__}: {exc}"[:2000])
         if self.logger is not None:
             from experiments.results import tracking

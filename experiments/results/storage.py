@@ -21,8 +21,12 @@ def default_storage_url(runs_root: Path) -> str:
     return f"sqlite:///{(runs_root / DB_NAME).resolve()}"
 
 
-def storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
-            max_retries: int | None = None) -> Any:  # fmt: skip
+def storage(
+    url: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retries: int | None = None,
+) -> Any:
     """Optuna RDB storage. With a heartbeat, trials of dead workers are marked FAIL after the grace
     period and re-queued (up to `max_retries` times) by RetryHeartbeatStaleTrialCallback."""
     import optuna
@@ -37,9 +41,11 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
         with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if heartbeat_interval:
-                kwargs = {"heartbeat_interval": heartbeat_interval,
-                          "grace_period": grace_period or 3 * heartbeat_interval,
-                          "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries)}  # fmt: skip
+                kwargs = {
+                    "heartbeat_interval": heartbeat_interval,
+                    "grace_period": grace_period or 3 * heartbeat_interval,
+                    "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
+                }
             for attempt in range(5):
                 try:
                     rdb = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
@@ -48,8 +54,16 @@ def storage(url: str, heartbeat_interval: int | None = None, grace_period: int |
                     # machines that open an empty database at the same moment race to create Optuna's
                     # tables; the loser sees a duplicate and finds the tables there on the next try
                     why = str(exc)
-                    racing = any(k in why for k in ("IntegrityError", "UNIQUE constraint", "duplicate key",
-                                                    "already exists", "Duplicate entry"))  # fmt: skip
+                    racing = any(
+                        k in why
+                        for k in (
+                            "IntegrityError",
+                            "UNIQUE constraint",
+                            "duplicate key",
+                            "already exists",
+                            "Duplicate entry",
+                        )
+                    )
                     if not racing or attempt == 4:
                         raise
                     time.sleep(0.5 + attempt)

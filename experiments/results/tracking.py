@@ -70,8 +70,9 @@ def _list_packages_once() -> None:
     wandb.util.working_set = working_set
 
 
-def make_logger(t: TrackingConfig, exp_id: str, run_dir: Path, config: dict[str, Any],
-                tags: list[str]) -> Any | None:  # fmt: skip
+def make_logger(
+    t: TrackingConfig, exp_id: str, run_dir: Path, config: dict[str, Any], tags: list[str]
+) -> Any | None:
     """A started WandbLogger writing under `run_dir/wandb`, or None when tracking is disabled."""
     mode = resolve_mode(t)
     if mode == "disabled":
@@ -83,18 +84,31 @@ def make_logger(t: TrackingConfig, exp_id: str, run_dir: Path, config: dict[str,
     _list_packages_once()
     with _without_api_key(mode):
         logger = WandbLogger(
-            name=exp_id, project=t.project, entity=t.entity, save_dir=str(run_dir), mode=mode,
-            group=t.group, job_type=t.job_type, tags=sorted({*tags, *t.tags}), config=config,
-            log_model=False, settings=settings, reinit="finish_previous",
-        )  # fmt: skip
+            name=exp_id,
+            project=t.project,
+            entity=t.entity,
+            save_dir=str(run_dir),
+            mode=mode,
+            group=t.group,
+            job_type=t.job_type,
+            tags=sorted({*tags, *t.tags}),
+            config=config,
+            log_model=False,
+            settings=settings,
+            reinit="finish_previous",
+        )
         _ = logger.experiment  # start now, so a broken setup fails before training
     return logger
 
 
 def record_facts(t: TrackingConfig, logger: Any | None) -> dict[str, Any]:
     """What a run's manifest says about its W&B run."""
-    return {"mode": resolve_mode(t), "project": t.project, "run_id": logger.experiment.id if logger else None,
-            "url": logger.experiment.url if logger else None}  # fmt: skip
+    return {
+        "mode": resolve_mode(t),
+        "project": t.project,
+        "run_id": logger.experiment.id if logger else None,
+        "url": logger.experiment.url if logger else None,
+    }
 
 
 def finish(logger: Any | None, summary: dict[str, Any], exit_code: int = 0) -> None:
@@ -118,9 +132,17 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
     names = [m["name"] for m in metrics]
     trials = study.get_trials(deepcopy=False)
     params = sorted({k for tr in trials for k in tr.params})
-    rows = [[tr.number, tr.state.name, *(tr.params.get(p) for p in params), *(tr.values or [None] * len(names)),
-             tr.duration.total_seconds() if tr.duration else None, tr.user_attrs.get("experiment_id")]
-            for tr in trials]  # fmt: skip
+    rows = [
+        [
+            tr.number,
+            tr.state.name,
+            *(tr.params.get(p) for p in params),
+            *(tr.values or [None] * len(names)),
+            tr.duration.total_seconds() if tr.duration else None,
+            tr.user_attrs.get("experiment_id"),
+        ]
+        for tr in trials
+    ]
     complete = [tr for tr in trials if tr.state.name == "COMPLETE"]
     best = study.best_trials if len(names) > 1 else ([study.best_trial] if complete else [])
     config: dict[str, Any] = {
@@ -128,8 +150,10 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
         "metrics": metrics,
         "directions": [d.name for d in study.directions],
     }
-    summary: dict[str, Any] = {"trials/" + s.lower(): sum(tr.state.name == s for tr in trials)
-                               for s in ("COMPLETE", "PRUNED", "FAIL")}  # fmt: skip
+    summary: dict[str, Any] = {
+        "trials/" + s.lower(): sum(tr.state.name == s for tr in trials)
+        for s in ("COMPLETE", "PRUNED", "FAIL")
+    }
     if len(best) == 1:
         config.update(best[0].params)  # top level, as W&B shows a run's parameters
         summary.update({f"best/{n}": v for n, v in zip(names, best[0].values)})
@@ -151,22 +175,37 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
             with warnings.catch_warnings():  # "importances will be equal" on tiny studies
                 warnings.simplefilter("ignore", UserWarning)
                 importances = optuna.importance.get_param_importances(
-                    study, target=(lambda tr: tr.values[0]) if len(names) > 1 else None)  # fmt: skip
+                    study, target=(lambda tr: tr.values[0]) if len(names) > 1 else None
+                )
         except (RuntimeError, ValueError):  # e.g. every parameter constant across completed trials
             importances = {}
     summary.update({f"importance/{k}": float(v) for k, v in importances.items()})
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(console="off", x_disable_stats=True, silent=True, init_timeout=90)
     with _without_api_key(mode):
-        run = wandb.init(project=t.project, entity=t.entity, dir=str(run_dir), mode=mode, group=study.study_name,
-                         job_type="study", name=f"study-{study.study_name}", tags=sorted({*tags, *t.tags}),
-                         config=config, settings=settings, reinit="finish_previous")  # fmt: skip
-        run.log({
-            "trials": wandb.Table(columns=["number", "state", *params, *names, "duration_s", "experiment_id"],
-                                  data=rows),
-            "importances": wandb.Table(columns=["parameter", "importance"],
-                                       data=[[k, float(v)] for k, v in importances.items()]),
-        })  # fmt: skip
+        run = wandb.init(
+            project=t.project,
+            entity=t.entity,
+            dir=str(run_dir),
+            mode=mode,
+            group=study.study_name,
+            job_type="study",
+            name=f"study-{study.study_name}",
+            tags=sorted({*tags, *t.tags}),
+            config=config,
+            settings=settings,
+            reinit="finish_previous",
+        )
+        run.log(
+            {
+                "trials": wandb.Table(
+                    columns=["number", "state", *params, *names, "duration_s", "experiment_id"], data=rows
+                ),
+                "importances": wandb.Table(
+                    columns=["parameter", "importance"], data=[[k, float(v)] for k, v in importances.items()]
+                ),
+            }
+        )
         run.summary.update(summary)
         run_id = run.id
         run.finish()

@@ -36,8 +36,15 @@ def global_rank(cfg: Any) -> int:
     return int(env.get("NODE_RANK", 0)) * cfg.trainer.devices + int(env.get("LOCAL_RANK", 0))
 
 
-def build_trainer(cfg: Any, module: Any, dm: Any, out: Path, console: Console, loggers: list[Any],
-                  extra_callbacks: list[Any]) -> tuple[Any, Any]:  # fmt: skip
+def build_trainer(
+    cfg: Any,
+    module: Any,
+    dm: Any,
+    out: Path,
+    console: Console,
+    loggers: list[Any],
+    extra_callbacks: list[Any],
+) -> tuple[Any, Any]:
     """The Lightning Trainer of a run and its best-checkpoint callback."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar

@@ -51,8 +51,14 @@ def aggregate(per_fold: list[dict[str, Any]], monitor: str, mode: str) -> tuple[
     return out, chosen
 
 
-def train_folds(cfg: ExperimentConfig, runs_dir: str | Path | None, out_dir: Path | None, console: Console | None,
-                extra_callbacks: list[Any], extra_config: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+def train_folds(
+    cfg: ExperimentConfig,
+    runs_dir: str | Path | None,
+    out_dir: Path | None,
+    console: Console | None,
+    extra_callbacks: list[Any],
+    extra_config: dict[str, Any] | None,
+) -> dict[str, Any]:
     """`train(cfg)` for `eval.folds` > 1: the folds one after another, then the run's record."""
     from experiments.core.assets import sha256_file
     from experiments.results import tracking
@@ -63,36 +69,57 @@ def train_folds(cfg: ExperimentConfig, runs_dir: str | Path | None, out_dir: Pat
     out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
     folds = cfg.eval.folds
     config = resolved(cfg)
-    record = run_record.RunRecordWriter(out, exp_id, config, {
-        "seeds": {"seed": cfg.seed, "split_seed": cfg.data.split_seed}, "deterministic": cfg.trainer.deterministic,
-    })  # fmt: skip
+    record = run_record.RunRecordWriter(
+        out,
+        exp_id,
+        config,
+        {
+            "seeds": {"seed": cfg.seed, "split_seed": cfg.data.split_seed},
+            "deterministic": cfg.trainer.deterministic,
+        },
+    )
     per_fold_hooks = [c for c in extra_callbacks if hasattr(c, "on_fold_end")]
     per_epoch = [c for c in extra_callbacks if not hasattr(c, "on_fold_end")]
     untracked = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"mode": "disabled"})})
     monitor, mode = cfg.trainer.monitor, cfg.trainer.mode
     with record.recording():
         shutil.rmtree(out / "folds", ignore_errors=True)
-        logger = tracking.make_logger(cfg.tracking, exp_id, out, {**config, **(extra_config or {})},
-                                      [cfg.data.dataset, cfg.task, "cv"])  # fmt: skip
+        logger = tracking.make_logger(
+            cfg.tracking, exp_id, out, {**config, **(extra_config or {})}, [cfg.data.dataset, cfg.task, "cv"]
+        )
         record.logger = logger
         record.update(tracking=tracking.record_facts(cfg.tracking, logger))
         per_fold: list[dict[str, Any]] = []
         for k in range(folds):
             console.print(f"[bold]fold {k + 1} of {folds}[/]")
-            metrics = train_one(untracked, runs_dir, out_dir=out / "folds" / str(k), console=console,
-                            extra_callbacks=per_epoch, fold=(k, folds))  # fmt: skip
+            metrics = train_one(
+                untracked,
+                runs_dir,
+                out_dir=out / "folds" / str(k),
+                console=console,
+                extra_callbacks=per_epoch,
+                fold=(k, folds),
+            )
             per_fold.append(metrics)
             if logger is not None:
                 logger.experiment.log({f"fold/{monitor}": metrics[monitor], "fold": k})
-            record.update(folds=[{"fold": i, monitor: m[monitor], "record": f"folds/{i}"}
-                                 for i, m in enumerate(per_fold)])  # fmt: skip
+            record.update(
+                folds=[
+                    {"fold": i, monitor: m[monitor], "record": f"folds/{i}"} for i, m in enumerate(per_fold)
+                ]
+            )
             for hook in per_fold_hooks:
                 hook.on_fold_end(k, per_fold)  # may raise TrialPruned: the record says pruned, folds kept
         metrics, chosen = aggregate(per_fold, monitor, mode)
         inner = run_record.read_dir(out / "folds" / str(chosen))
-        record.update(**{k: inner.manifest[k] for k in ("assets", "devices", "environment", "data", "tokenizer",
-                                                        "distill") if k in inner.manifest},
-                      cv={"folds": folds, "chosen_fold": chosen})  # fmt: skip
+        record.update(
+            **{
+                k: inner.manifest[k]
+                for k in ("assets", "devices", "environment", "data", "tokenizer", "distill")
+                if k in inner.manifest
+            },
+            cv={"folds": folds, "chosen_fold": chosen},
+        )
         weights = out / "folds" / str(chosen) / "model.safetensors"
         if weights.is_file():
             shutil.copyfile(weights, out / "model.safetensors")
@@ -102,8 +129,11 @@ def train_folds(cfg: ExperimentConfig, runs_dir: str | Path | None, out_dir: Pat
         return metrics
 
 
-def _print(console: Console, per_fold: list[dict[str, Any]], metrics: dict[str, Any], monitor: str,
-           chosen: int) -> None:  # fmt: skip
+def _print(
+    console: Console, per_fold: list[dict[str, Any]], metrics: dict[str, Any], monitor: str, chosen: int
+) -> None:
     each = ", ".join(f"{m[monitor]:.4f}" for m in per_fold)
-    console.print(f"cross-validation: {monitor} {metrics[monitor]:.4f} ± {metrics[monitor + '_std']:.4f} over "
-                  f"{len(per_fold)} folds ({each}); fold {chosen} is the run's model")  # fmt: skip
+    console.print(
+        f"cross-validation: {monitor} {metrics[monitor]:.4f} ± {metrics[monitor + '_std']:.4f} over "
+        f"{len(per_fold)} folds ({each}); fold {chosen} is the run's model"
+    )

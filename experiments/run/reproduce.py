@@ -86,8 +86,10 @@ def _check_devices(cfg: Any, exp_id: str) -> None:
     On CPU, gloo processes stand in for devices, so any count runs."""
     t = cfg.trainer
     if t.num_nodes > 1:
-        raise RunRecordError(f"Run {exp_id} trained on {t.num_nodes} nodes x {t.devices} devices; reproduce it "
-                             "the same way, under torchrun or SLURM on as many nodes (docs/cluster.md).")  # fmt: skip
+        raise RunRecordError(
+            f"Run {exp_id} trained on {t.num_nodes} nodes x {t.devices} devices; reproduce it "
+            "the same way, under torchrun or SLURM on as many nodes (docs/cluster.md)."
+        )
     if t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and t.devices > 1):
         import torch
 
@@ -115,8 +117,10 @@ def reproduce(
         )
     cfg = validate(rec.config, source=str(rec.path / "config.yaml"))
     if experiment_id(cfg) != exp_id:
-        console.print(f"[yellow]warning:[/] {rec.path / 'config.yaml'} now hashes to {experiment_id(cfg)}; "
-                      "it was edited after the run.")  # fmt: skip
+        console.print(
+            f"[yellow]warning:[/] {rec.path / 'config.yaml'} now hashes to {experiment_id(cfg)}; "
+            "it was edited after the run."
+        )
     else:
         console.print(f"Recorded config: same config (it still hashes to {exp_id}).")
     _check_devices(cfg, exp_id)
@@ -133,9 +137,13 @@ def reproduce(
     changes = [
         (k, old_facts.get(k), new_facts.get(k)) for k in old_facts if old_facts.get(k) != new_facts.get(k)
     ]
-    result = Reproduction(exp_id=exp_id, path=out, metrics=pairs,
-                          weights=(rec.manifest.get("weights_sha256"), new.manifest.get("weights_sha256")),
-                          setup_changes=changes)  # fmt: skip
+    result = Reproduction(
+        exp_id=exp_id,
+        path=out,
+        metrics=pairs,
+        weights=(rec.manifest.get("weights_sha256"), new.manifest.get("weights_sha256")),
+        setup_changes=changes,
+    )
     show(result, console, gpu=bool(new.manifest.get("environment", {}).get("cuda")))
     return result
 

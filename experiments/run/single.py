@@ -22,9 +22,16 @@ from experiments.run.timing import Phases
 LATENCY_BUDGET_S = 0.1
 
 
-def train_one(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
-              console: Console | None = None, extra_callbacks: list[Any] | None = None,
-              extra_config: dict[str, Any] | None = None, fold: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
+def train_one(
+    cfg: ExperimentConfig,
+    runs_dir: str | Path | None = None,
+    *,
+    out_dir: Path | None = None,
+    console: Console | None = None,
+    extra_callbacks: list[Any] | None = None,
+    extra_config: dict[str, Any] | None = None,
+    fold: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record (the
     arguments are `train`'s). On K devices Lightning starts K-1 more processes that run this same
     function; only rank 0 writes the record, the W&B run and the files after training."""
@@ -99,8 +106,14 @@ def _asset_hashes(cfg: ExperimentConfig) -> dict[str, str]:
     return {n: ASSETS[n].sha256 for n in names if n in ASSETS}
 
 
-def _build(cfg: ExperimentConfig, runs_dir: str | Path | None, console: Console, fold: tuple[int, int] | None,
-           record: run_record.RunRecordWriter, clock: Phases) -> tuple[Any, Any]:  # fmt: skip
+def _build(
+    cfg: ExperimentConfig,
+    runs_dir: str | Path | None,
+    console: Console,
+    fold: tuple[int, int] | None,
+    record: run_record.RunRecordWriter,
+    clock: Phases,
+) -> tuple[Any, Any]:
     """The set-up DataModule (with the teacher's soft labels under `distill`) and the task's module
     with its knobs' training hooks; what they are goes into the manifest."""
     from experiments.config.registry import build_datamodule, build_module
@@ -164,8 +177,9 @@ def _load_best(module: Any, path: str) -> int | None:
     return int(ckpt.get("epoch", -1))
 
 
-def _fit_and_evaluate(trainer: Any, checkpoint: Any, module: Any, dm: Any, extra_callbacks: list[Any],
-                      clock: Phases) -> tuple[dict[str, float], int | None, float]:  # fmt: skip
+def _fit_and_evaluate(
+    trainer: Any, checkpoint: Any, module: Any, dm: Any, extra_callbacks: list[Any], clock: Phases
+) -> tuple[dict[str, float], int | None, float]:
     """Fit, load the best checkpoint; return its val/* and test/* metrics, its epoch, the fit seconds."""
     fit_start = time.time()
     module.keep_predictions()  # the analysis after training reads the val/test passes' outputs
@@ -210,8 +224,9 @@ def last_pass_is_final(trainer: Any) -> bool:
     )
 
 
-def _add_analysis(cfg: ExperimentConfig, module: Any, dm: Any, out: Path, clock: Phases,
-                  metrics: dict[str, Any]) -> dict[str, float]:  # fmt: skip
+def _add_analysis(
+    cfg: ExperimentConfig, module: Any, dm: Any, out: Path, clock: Phases, metrics: dict[str, Any]
+) -> dict[str, float]:
     """After training: the best monitored value, sparsity, under `compress.int8` the int8 model's val
     and test metrics in place of fp32's (kept as fp32/*), and the task's own analysis files; returns
     the served latency (of the int8 model when it is on). The module keeps its fp32 network
@@ -260,8 +275,14 @@ def _int8_metrics(module: Any, dm: Any) -> tuple[dict[str, float], float]:
     module.model = quantize_int8(module.model)
     buf = io.BytesIO()
     torch.save(module.model.state_dict(), buf)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers).*")
         (val,) = trainer.validate(module, datamodule=dm, verbose=False)
@@ -270,8 +291,9 @@ def _int8_metrics(module: Any, dm: Any) -> tuple[dict[str, float], float]:
     return {k: float(v) for k, v in {**val, **test}.items()}, len(buf.getvalue()) / 1e6
 
 
-def _save_weights(cfg: ExperimentConfig, module: Any, out: Path, record: run_record.RunRecordWriter,
-                  clock: Phases) -> dict[str, Any]:  # fmt: skip
+def _save_weights(
+    cfg: ExperimentConfig, module: Any, out: Path, record: run_record.RunRecordWriter, clock: Phases
+) -> dict[str, Any]:
     """The fp32 weights as safetensors (the checkpoint folder goes); their size."""
     from safetensors.torch import save_model
 

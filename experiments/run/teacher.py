@@ -29,8 +29,12 @@ def _teacher(cfg: Any, runs_root: Path) -> tuple[Any, run_record.RunRecord]:
     try:
         rec = run_record.read(runs_root, teacher)
     except RunRecordError as exc:
-        raise ConfigError([f"distill.teacher: {exc} Train the teacher first (`ecomlab run TEACHER.yaml`) "
-                           "with the same runs folder."]) from None  # fmt: skip
+        raise ConfigError(
+            [
+                f"distill.teacher: {exc} Train the teacher first (`ecomlab run TEACHER.yaml`) "
+                "with the same runs folder."
+            ]
+        ) from None
     if not rec.completed:
         raise ConfigError([f"distill.teacher: run {teacher} did not complete (no metrics.json)"])
     tcfg = validate(rec.config, source=str(rec.path / "config.yaml"))
@@ -41,8 +45,10 @@ def _teacher(cfg: Any, runs_root: Path) -> tuple[Any, run_record.RunRecord]:
         c.data.model_dump(mode="json", exclude=set(fingerprints.NOT_SPLIT_SHAPING)) for c in (cfg, tcfg)
     )
     if differ := sorted(k for k in own.keys() | theirs.keys() if own.get(k) != theirs.get(k)):
-        problems.append(f"distill.teacher: run {teacher} was trained on other data (data.{', data.'.join(differ)} "
-                        "differ); the teacher must see the same train split")  # fmt: skip
+        problems.append(
+            f"distill.teacher: run {teacher} was trained on other data (data.{', data.'.join(differ)} "
+            "differ); the teacher must see the same train split"
+        )
     if problems:
         raise ConfigError(problems)
     return tcfg, rec
@@ -57,8 +63,9 @@ def attach_teacher(cfg: Any, dm: Any, runs_root: Path, console: Console) -> dict
 
     tcfg, rec = _teacher(cfg, runs_root)
     train = dm.splits["train"]
-    key = fingerprints.fingerprint(LOGITS_VERSION, rec.exp_id, rec.manifest.get("weights_sha256"),
-                                   dm.data_fingerprint)  # fmt: skip
+    key = fingerprints.fingerprint(
+        LOGITS_VERSION, rec.exp_id, rec.manifest.get("weights_sha256"), dm.data_fingerprint
+    )
     cached = token_cache.load(key)
     hit = cached is not None
     if cached is None:
@@ -68,17 +75,28 @@ def attach_teacher(cfg: Any, dm: Any, runs_root: Path, console: Console) -> dict
         logits, labels = cached.tensors["train.logits"], cached.tensors["train.labels"]
     n = dm.train_originals  # augmented copies follow the originals and learn their soft labels
     if logits.shape != (n, len(dm.label_names)) or not torch.equal(labels, train.labels[:n]):
-        raise ConfigError([f"distill.teacher: run {rec.exp_id} gives logits of shape {tuple(logits.shape)} on the "
-                           f"train split, not in the student's order ({n} examples, "
-                           f"{len(dm.label_names)} classes, the same labels)"])  # fmt: skip
+        raise ConfigError(
+            [
+                f"distill.teacher: run {rec.exp_id} gives logits of shape {tuple(logits.shape)} on the "
+                f"train split, not in the student's order ({n} examples, "
+                f"{len(dm.label_names)} classes, the same labels)"
+            ]
+        )
     train.extra[TEACHER_LOGITS] = logits.float().repeat(len(train) // n, 1)
     with torch.no_grad():
         agree = float((logits.argmax(1) == train.labels[:n]).float().mean())
-    console.print(f"distillation: teacher {rec.exp_id} ({tcfg.model.backbone}), train accuracy {agree:.3f}, "
-                  f"logits {'from the cache' if hit else 'computed and cached'}")  # fmt: skip
-    return {"teacher": rec.exp_id, "backbone": tcfg.model.backbone, "logits_key": key, "cache_hit": hit,
-            "teacher_train_acc": round(agree, 6), "teacher_metrics": {k: v for k, v in (rec.metrics or {}).items()
-                                                                       if k in ("val/f1", "test/f1")}}  # fmt: skip
+    console.print(
+        f"distillation: teacher {rec.exp_id} ({tcfg.model.backbone}), train accuracy {agree:.3f}, "
+        f"logits {'from the cache' if hit else 'computed and cached'}"
+    )
+    return {
+        "teacher": rec.exp_id,
+        "backbone": tcfg.model.backbone,
+        "logits_key": key,
+        "cache_hit": hit,
+        "teacher_train_acc": round(agree, 6),
+        "teacher_metrics": {k: v for k, v in (rec.metrics or {}).items() if k in ("val/f1", "test/f1")},
+    }
 
 
 def teacher_logits(tcfg: Any, rec: run_record.RunRecord) -> tuple[Any, Any]:

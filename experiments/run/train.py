@@ -15,9 +15,15 @@ from rich.console import Console
 from experiments.config.schema import ExperimentConfig
 
 
-def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir: Path | None = None,
-          console: Console | None = None, extra_callbacks: list[Any] | None = None,
-          extra_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def train(
+    cfg: ExperimentConfig,
+    runs_dir: str | Path | None = None,
+    *,
+    out_dir: Path | None = None,
+    console: Console | None = None,
+    extra_callbacks: list[Any] | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
 
     Args:
@@ -41,5 +47,11 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path | None = None, *, out_dir:
         return train_folds(cfg, runs_dir, out_dir, console, list(extra_callbacks or []), extra_config)
     from experiments.run.single import train_one
 
-    return train_one(cfg, runs_dir, out_dir=out_dir, console=console, extra_callbacks=extra_callbacks,
-                     extra_config=extra_config)  # fmt: skip
+    return train_one(
+        cfg,
+        runs_dir,
+        out_dir=out_dir,
+        console=console,
+        extra_callbacks=extra_callbacks,
+        extra_config=extra_config,
+    )

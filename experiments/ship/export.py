@@ -88,9 +88,16 @@ def _export_onnx(served: Any, example: dict[str, Any], path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the TorchScript exporter: seconds for a BERT, where the dynamo one takes tens of seconds
-        torch.onnx.export(net, tuple(example[n] for n in names), str(path), input_names=names,
-                          output_names=["output"], dynamic_axes={**axes, "output": {0: "batch"}},
-                          opset_version=18, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            net,
+            tuple(example[n] for n in names),
+            str(path),
+            input_names=names,
+            output_names=["output"],
+            dynamic_axes={**axes, "output": {0: "batch"}},
+            opset_version=18,
+            dynamo=False,
+        )
     net.eval()  # the exporter restores the mode it found; make sure it is inference
 
 
@@ -115,12 +122,22 @@ def _model_card(info: dict[str, Any], exp: Export) -> str:
         "",
     ]
     if info["serving"]["format"] == "hf":
-        lines += ["```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-                  'model = AutoModelForSequenceClassification.from_pretrained("THIS_FOLDER")',
-                  'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")', "```", ""]  # fmt: skip
+        lines += [
+            "```python",
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            'model = AutoModelForSequenceClassification.from_pretrained("THIS_FOLDER")',
+            'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")',
+            "```",
+            "",
+        ]
     else:
-        lines += ["```python", "import ecomlab",
-                  'ecomlab.load_model("THIS_FOLDER").predict([{...}])  # fields: see ecomlab.json', "```", ""]  # fmt: skip
+        lines += [
+            "```python",
+            "import ecomlab",
+            'ecomlab.load_model("THIS_FOLDER").predict([{...}])  # fields: see ecomlab.json',
+            "```",
+            "",
+        ]
     if labels := info["serving"].get("labels"):
         lines += [f"Labels: {', '.join(f'`{x}`' for x in labels)}.", ""]
     if info.get("threshold") is not None:
@@ -132,13 +149,20 @@ def _model_card(info: dict[str, Any], exp: Export) -> str:
     lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in shown.items()]
     if exp.quality:
         metric_names = sorted({k for q in exp.quality.values() for k in q})
-        lines += ["", "## Runtimes (test split, this machine)", "",
-                  "| runtime | " + " | ".join(metric_names) + " | ms batch 1 | ms batch 32 | MB |",
-                  "|---" * (len(metric_names) + 4) + "|"]  # fmt: skip
+        lines += [
+            "",
+            "## Runtimes (test split, this machine)",
+            "",
+            "| runtime | " + " | ".join(metric_names) + " | ms batch 1 | ms batch 32 | MB |",
+            "|---" * (len(metric_names) + 4) + "|",
+        ]
         for rt, q in exp.quality.items():
             lat = exp.latency_ms.get(rt, {})
-            lines.append(f"| {rt} | " + " | ".join(f"{q.get(k, float('nan')):.4f}" for k in metric_names)
-                         + f" | {lat.get('batch1', '-')} | {lat.get('batch32', '-')} | {exp.size_mb.get(rt, '-')} |")  # fmt: skip
+            lines.append(
+                f"| {rt} | "
+                + " | ".join(f"{q.get(k, float('nan')):.4f}" for k in metric_names)
+                + f" | {lat.get('batch1', '-')} | {lat.get('batch32', '-')} | {exp.size_mb.get(rt, '-')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -148,8 +172,15 @@ def _weights_mb(folder: Path, runtime: str) -> float:
     return round(sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1e6, 3)
 
 
-def export_run(exp_id: str, out: Path, runs_root: Path, *, int8: bool = False, onnx: bool = False,
-               console: Console | None = None) -> Export:  # fmt: skip
+def export_run(
+    exp_id: str,
+    out: Path,
+    runs_root: Path,
+    *,
+    int8: bool = False,
+    onnx: bool = False,
+    console: Console | None = None,
+) -> Export:
     """Export run `exp_id` into `out` (replaced if it is an earlier export; refused if it holds
     anything else). The folder appears complete or not at all."""
     import torch
@@ -182,17 +213,24 @@ def export_run(exp_id: str, out: Path, runs_root: Path, *, int8: bool = False, o
         with torch.inference_mode():
             reference = module.forward_batch(batches[0]).float()
         info = {
-            "ecomlab_export": EXPORT_VERSION, "experiment_id": exp_id, "task": cfg.task, "dataset": cfg.data.dataset,
-            "threshold": metrics.get("val/threshold"), "metrics": metrics,
-            "serving": serving.export(module, dm, cfg, tmp), "reproduce": f"ecomlab reproduce {exp_id}",
-        }  # fmt: skip
+            "ecomlab_export": EXPORT_VERSION,
+            "experiment_id": exp_id,
+            "task": cfg.task,
+            "dataset": cfg.data.dataset,
+            "threshold": metrics.get("val/threshold"),
+            "metrics": metrics,
+            "serving": serving.export(module, dm, cfg, tmp),
+            "reproduce": f"ecomlab reproduce {exp_id}",
+        }
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         exported = Predictor(tmp)  # read back from the files, as a user would
         served = exported.served
         parity = float((exported.forward(batches[0]) - reference).abs().max())
         if parity > PARITY_TOLERANCE:
-            raise EcomlabError(f"export of {exp_id}: the exported model's outputs differ from the trained one's "
-                               f"by {parity:.2e} (> {PARITY_TOLERANCE}); nothing was written.")  # fmt: skip
+            raise EcomlabError(
+                f"export of {exp_id}: the exported model's outputs differ from the trained one's "
+                f"by {parity:.2e} (> {PARITY_TOLERANCE}); nothing was written."
+            )
         result = Export(out, exp_id, parity)
         runtimes: dict[str, Any] = {"torch": exported.forward}
         if int8:
@@ -223,8 +261,14 @@ def export_run(exp_id: str, out: Path, runs_root: Path, *, int8: bool = False, o
             result.quality[rt] = serving.quality(outputs, labels)
             result.latency_ms[rt] = _latency(forward, served, batches[0], max_length)
             result.size_mb[rt] = _weights_mb(tmp, rt)
-        info["runtimes"] = {rt: {"quality": result.quality[rt], "latency_ms": result.latency_ms[rt],
-                                 "size_mb": result.size_mb[rt]} for rt in runtimes}  # fmt: skip
+        info["runtimes"] = {
+            rt: {
+                "quality": result.quality[rt],
+                "latency_ms": result.latency_ms[rt],
+                "size_mb": result.size_mb[rt],
+            }
+            for rt in runtimes
+        }
         info["parity"] = {"torch": parity, "onnx": result.onnx_parity}
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_model_card(info, result), encoding="utf-8")
@@ -244,11 +288,18 @@ def show(exp: Export, console: Console) -> None:
         table.add_column(col, justify="right" if col != "runtime" else "left")
     for rt, q in exp.quality.items():
         lat = exp.latency_ms[rt]
-        table.add_row(rt, *(f"{q[k]:.4f}" for k in names), f"{lat['batch1']:.2f}", f"{lat['batch32']:.2f}",
-                      f"{exp.size_mb[rt]:.2f}")  # fmt: skip
+        table.add_row(
+            rt,
+            *(f"{q[k]:.4f}" for k in names),
+            f"{lat['batch1']:.2f}",
+            f"{lat['batch32']:.2f}",
+            f"{exp.size_mb[rt]:.2f}",
+        )
     console.print(table)
-    console.print(f"parity with the trained model: max |Δ| = {exp.parity:.2e}"
-                  + (f"; onnxruntime vs torch: {exp.onnx_parity:.2e}" if exp.onnx_parity is not None else ""))  # fmt: skip
+    console.print(
+        f"parity with the trained model: max |Δ| = {exp.parity:.2e}"
+        + (f"; onnxruntime vs torch: {exp.onnx_parity:.2e}" if exp.onnx_parity is not None else "")
+    )
 
 
 def study_trials(study: Any, trial: int | None, pareto: bool) -> list[Any]:
@@ -258,14 +309,18 @@ def study_trials(study: Any, trial: int | None, pareto: bool) -> list[Any]:
     if trial is not None:
         chosen = [t for t in done if t.number == trial]
         if not chosen:
-            raise EcomlabError(f"Study {study.study_name} has no completed trial {trial} "
-                               f"(completed: {', '.join(str(t.number) for t in done) or 'none'}).")  # fmt: skip
+            raise EcomlabError(
+                f"Study {study.study_name} has no completed trial {trial} "
+                f"(completed: {', '.join(str(t.number) for t in done) or 'none'})."
+            )
         return chosen
     if not done:
         raise EcomlabError(f"Study {study.study_name} has no completed trial yet.")
     if len(study.directions) > 1:
         if not pareto:
-            raise EcomlabError(f"Study {study.study_name} is multi-objective: export its Pareto front with --pareto "
-                               "or one trial with --trial N (`ecomlab study show` lists them).")  # fmt: skip
+            raise EcomlabError(
+                f"Study {study.study_name} is multi-objective: export its Pareto front with --pareto "
+                "or one trial with --trial N (`ecomlab study show` lists them)."
+            )
         return list(study.best_trials)
     return [study.best_trial]

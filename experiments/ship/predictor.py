@@ -37,8 +37,10 @@ def read_info(folder: Path) -> dict[str, Any]:
     try:
         info = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise EcomlabError(f"{folder} is not an ecomlab export: {f} cannot be read ({exc}). "
-                           "Write one with `ecomlab export ID --out DIR`.") from None  # fmt: skip
+        raise EcomlabError(
+            f"{folder} is not an ecomlab export: {f} cannot be read ({exc}). "
+            "Write one with `ecomlab export ID --out DIR`."
+        ) from None
     if not isinstance(info, dict) or info.get("ecomlab_export") != EXPORT_VERSION:
         raise EcomlabError(f"{f}: not an ecomlab export of version {EXPORT_VERSION}.")
     return info
@@ -80,8 +82,9 @@ class Predictor:
         elif runtime.startswith("onnx"):
             import onnxruntime as ort
 
-            self._session = ort.InferenceSession(str(self.folder / runtime_file(runtime)),
-                                                 providers=["CPUExecutionProvider"])  # fmt: skip
+            self._session = ort.InferenceSession(
+                str(self.folder / runtime_file(runtime)), providers=["CPUExecutionProvider"]
+            )
 
     @property
     def fields(self) -> dict[str, str]:

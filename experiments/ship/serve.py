@@ -131,8 +131,9 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float = 5.0,
-               max_body_mb: float = 10.0) -> Any:  # fmt: skip
+def create_app(
+    predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_body_mb: float = 10.0
+) -> Any:
     """The FastAPI application over `predictor` (see the module docstring for its endpoints)."""
     limit = int(max_body_mb * 1024 * 1024)
     batcher = Batcher(predictor, max_batch, max_wait_ms)
@@ -208,14 +209,19 @@ def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float 
     async def metadata() -> Any:
         m = info.get("metrics") or {}
         return {
-            "experiment_id": info["experiment_id"], "task": info["task"], "dataset": info["dataset"],
-            "labels": info["serving"].get("labels"), "fields": predictor.fields, "threshold": info.get("threshold"),
-            "max_length": info["serving"].get("max_length"), "runtime": predictor.runtime,
+            "experiment_id": info["experiment_id"],
+            "task": info["task"],
+            "dataset": info["dataset"],
+            "labels": info["serving"].get("labels"),
+            "fields": predictor.fields,
+            "threshold": info.get("threshold"),
+            "max_length": info["serving"].get("max_length"),
+            "runtime": predictor.runtime,
             "metrics": {k: v for k, v in m.items() if k.startswith(("val/", "test/"))},
             "model": {k: v for k, v in m.items() if k.startswith("model/")},
             "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms},
             "stats": vars(batcher.stats),
-        }  # fmt: skip
+        }
 
     return app
 
@@ -224,5 +230,10 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, **opt
     """Run the service until SIGINT/SIGTERM; in-flight requests finish first (up to 30 s)."""
     import uvicorn
 
-    uvicorn.run(create_app(predictor, **options), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=30)  # fmt: skip
+    uvicorn.run(
+        create_app(predictor, **options),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )

@@ -388,8 +388,9 @@ def _most_epochs(params: list[Param], base_epochs: int) -> tuple[int, str]:
     return base_epochs, f"the trials' {base_epochs} epochs"
 
 
-def _check_pruning_reach(spec: SweepFile, params: list[Param], base_cfg: ExperimentConfig,
-                         problems: list[str]) -> None:  # fmt: skip
+def _check_pruning_reach(
+    spec: SweepFile, params: list[Param], base_cfg: ExperimentConfig, problems: list[str]
+) -> None:
     """A first rung at or past a trial's last epoch never prunes (epochs report steps 0..E-1)."""
     kind, pruner = spec.pruner.type, spec.pruner
     last, what = _most_epochs(params, base_cfg.trainer.max_epochs)

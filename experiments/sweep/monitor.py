@@ -78,20 +78,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None, n_trials: int | None,
-           threads: int, devices: list[str] | None, log: Path, ranks: int = 1) -> list[subprocess.Popen]:  # fmt: skip
+def _spawn(
+    sweep_file: Path,
+    runs_root: Path,
+    index: int,
+    deadline: float | None,
+    n_trials: int | None,
+    threads: int,
+    devices: list[str] | None,
+    log: Path,
+    ranks: int = 1,
+) -> list[subprocess.Popen]:
     """Start a worker: one process, or K rank processes with torchrun's environment (so Lightning's
     DDP uses them as they are) and a fresh rendezvous port on 127.0.0.1."""
     env = dict(os.environ)
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
-              "MASTER_ADDR", "MASTER_PORT"):  # fmt: skip
+    for k in (
+        "RANK",
+        "LOCAL_RANK",
+        "WORLD_SIZE",
+        "LOCAL_WORLD_SIZE",
+        "GROUP_RANK",
+        "NODE_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
         env.pop(k, None)
     env["ECOMLAB_WORKER_THREADS"] = str(threads)
     env["OMP_NUM_THREADS"] = str(threads)
     if devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-    cmd = [sys.executable, "-m", "experiments.sweep.worker", str(sweep_file), "--runs-dir", str(runs_root),
-           "--worker", str(index)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.sweep.worker",
+        str(sweep_file),
+        "--runs-dir",
+        str(runs_root),
+        "--worker",
+        str(index),
+    ]
     if deadline is not None:
         cmd += ["--deadline", str(deadline)]
     if n_trials is not None:
@@ -101,14 +126,24 @@ def _spawn(sweep_file: Path, runs_root: Path, index: int, deadline: float | None
     procs = []
     for rank in range(ranks):
         if ranks > 1:
-            env.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(ranks),
-                        "LOCAL_WORLD_SIZE": str(ranks), "GROUP_RANK": "0", "NODE_RANK": "0",
-                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+            env.update(
+                {
+                    "RANK": str(rank),
+                    "LOCAL_RANK": str(rank),
+                    "WORLD_SIZE": str(ranks),
+                    "LOCAL_WORLD_SIZE": str(ranks),
+                    "GROUP_RANK": "0",
+                    "NODE_RANK": "0",
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port),
+                }
+            )
         out = open(log if rank == 0 else log.with_suffix(f".rank{rank}.log"), "ab")
         # Own session: a Ctrl-C in the terminal reaches only the monitor, which forwards exactly one
         # SIGINT, so a worker is never interrupted again while Optuna records its trial as failed.
-        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
-                                      start_new_session=True))  # fmt: skip
+        procs.append(
+            subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True)
+        )
         out.close()
     return procs
 
@@ -164,8 +199,15 @@ def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[st
     return [[str(i * per_trial + j) for j in range(per_trial)] for i in range(workers)]
 
 
-def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devices_per_trial: int | None = None,
-              n_trials: int | None = None, console: Console | None = None, baseline: bool = True) -> Any:  # fmt: skip
+def run_sweep(
+    sweep_file: Path | Sweep,
+    runs_root: Path,
+    workers: int = 1,
+    devices_per_trial: int | None = None,
+    n_trials: int | None = None,
+    console: Console | None = None,
+    baseline: bool = True,
+) -> Any:
     """Start `workers` workers on the study and show a live view until they are done. `sweep_file`
     may be the already loaded Sweep (the CLI loads and checks it once).
 
@@ -186,14 +228,27 @@ def run_sweep(sweep_file: Path | Sweep, runs_root: Path, workers: int = 1, devic
     folder = sweep_dir(runs_root, sw.name)
 
     def spawn(i: int) -> list[subprocess.Popen]:
-        return _spawn(sweep_file, runs_root, i, deadline, n_trials, threads, gpus[i] if gpus else None,
-                      folder / f"worker-{i}.log", ranks=k)  # fmt: skip
+        return _spawn(
+            sweep_file,
+            runs_root,
+            i,
+            deadline,
+            n_trials,
+            threads,
+            gpus[i] if gpus else None,
+            folder / f"worker-{i}.log",
+            ranks=k,
+        )
 
     procs = [WorkerProc(i, spawn(i), folder / f"worker-{i}.log") for i in range(workers)]
-    console.print(f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), "
-                  f"{workers} worker(s)" + (f" of {k} ranks (DDP)" if k > 1 else "")
-                  + f", {threads} CPU thread(s) each" + (f", GPUs {gpus}" if gpus else "")
-                  + f"; logs in {folder}/")  # fmt: skip
+    console.print(
+        f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), "
+        f"{workers} worker(s)"
+        + (f" of {k} ranks (DDP)" if k > 1 else "")
+        + f", {threads} CPU thread(s) each"
+        + (f", GPUs {gpus}" if gpus else "")
+        + f"; logs in {folder}/"
+    )
     interrupted = False
     previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     warm_up = threading.Thread(target=_import_for_the_summary, args=(sw,), daemon=True)
@@ -288,9 +343,13 @@ def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) ->
     else:
         best = f"Pareto front: {len(study.best_trials) if finished else 0} trial(s)"
     head = Table.grid(padding=(0, 1))
-    head.add_row(ProgressBar(total=budget or max(finished, 1), completed=finished, width=40),
-                 f"{finished}/{budget or '∞'} finished", f"{by_state.get('PRUNED', 0)} pruned",
-                 f"{by_state.get('FAIL', 0)} failed", f"best {sw.objectives[0].name}: {best}")  # fmt: skip
+    head.add_row(
+        ProgressBar(total=budget or max(finished, 1), completed=finished, width=40),
+        f"{finished}/{budget or '∞'} finished",
+        f"{by_state.get('PRUNED', 0)} pruned",
+        f"{by_state.get('FAIL', 0)} failed",
+        f"best {sw.objectives[0].name}: {best}",
+    )
     table = Table(title=None, box=None)
     for col in ("worker", "pid", "state", "trial", "restarts"):
         table.add_column(col)

@@ -65,9 +65,18 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             if t.datetime_complete and t.datetime_start
             else None
         )
-        rows.append({"number": t.number, "state": t.state.name, "params": t.params,
-                     "values": t.values, "duration_s": duration, "experiment_id": t.user_attrs.get("experiment_id"),
-                     "user_attrs": t.user_attrs, "system_attrs": t.system_attrs})  # fmt: skip
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "params": t.params,
+                "values": t.values,
+                "duration_s": duration,
+                "experiment_id": t.user_attrs.get("experiment_id"),
+                "user_attrs": t.user_attrs,
+                "system_attrs": t.system_attrs,
+            }
+        )
     return rows
 
 
@@ -86,8 +95,14 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
         state = r["state"] + (f" ({note[:40]})" if note else "")
         if "failed_trial" in r["system_attrs"]:
             state += f" retry of {r['system_attrs']['failed_trial']}"
-        table.add_row(str(r["number"]), state, *(fmt_value(r["params"].get(n)) for n in names),
-                      *(fmt_value(v) for v in vals), fmt_value(r["duration_s"], 1), r["experiment_id"] or "-")  # fmt: skip
+        table.add_row(
+            str(r["number"]),
+            state,
+            *(fmt_value(r["params"].get(n)) for n in names),
+            *(fmt_value(v) for v in vals),
+            fmt_value(r["duration_s"], 1),
+            r["experiment_id"] or "-",
+        )
     (console if console.is_terminal else Console(width=200, file=console.file)).print(table)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if not complete:
@@ -95,8 +110,10 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
         return
     if len(metrics) == 1:
         b = study.best_trial
-        console.print(f"Best: trial {b.number}, {metrics[0]['name']} = {b.value:.4f}, "
-                      f"experiment {b.user_attrs.get('experiment_id')}: {_fmt_params(b.params)}")  # fmt: skip
+        console.print(
+            f"Best: trial {b.number}, {metrics[0]['name']} = {b.value:.4f}, "
+            f"experiment {b.user_attrs.get('experiment_id')}: {_fmt_params(b.params)}"
+        )
         for line in baseline_lines(study, b) if baseline else []:
             console.print(line)
     else:
@@ -122,14 +139,20 @@ def export_best(study: Any, runs_root: Path, out: Path) -> str:
     """Write the best trial's resolved config (from its run record); return its experiment id."""
     metrics = study.user_attrs.get("metrics") or []
     if len(metrics) > 1:
-        raise EcomlabError(f"Study {study.study_name} is multi-objective: pick a trial from the Pareto front "
-                           "(`ecomlab study show`) and use its run record's config.yaml.")  # fmt: skip
+        raise EcomlabError(
+            f"Study {study.study_name} is multi-objective: pick a trial from the Pareto front "
+            "(`ecomlab study show`) and use its run record's config.yaml."
+        )
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
         raise EcomlabError(f"Study {study.study_name} has no completed trial yet.")
     best = study.best_trial
     exp_id = best.user_attrs.get("experiment_id")
     rec = run_record.read(runs_root, exp_id)
-    run_record.write_yaml(out, rec.config, header=f"# ecomlab run {out}\n# best trial {best.number} of study "
-                          f"{study.study_name}: {metrics[0]['name']} = {best.value:.4f}, experiment {exp_id}")  # fmt: skip
+    run_record.write_yaml(
+        out,
+        rec.config,
+        header=f"# ecomlab run {out}\n# best trial {best.number} of study "
+        f"{study.study_name}: {metrics[0]['name']} = {best.value:.4f}, experiment {exp_id}",
+    )
     return exp_id

@@ -11,10 +11,24 @@ from typing import Any
 # W&B's distributions -> the nearest Optuna one. `min`/`max` of log_uniform, q_log_uniform and
 # inv_log_uniform are natural-log bounds (W&B's convention); the `_values` variants take the values.
 WANDB_DISTRIBUTIONS = (
-    "constant", "categorical", "int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values",
-    "q_log_uniform", "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values", "normal", "q_normal",
-    "log_normal", "q_log_normal", "beta", "q_beta",
-)  # fmt: skip
+    "constant",
+    "categorical",
+    "int_uniform",
+    "uniform",
+    "q_uniform",
+    "log_uniform",
+    "log_uniform_values",
+    "q_log_uniform",
+    "q_log_uniform_values",
+    "inv_log_uniform",
+    "inv_log_uniform_values",
+    "normal",
+    "q_normal",
+    "log_normal",
+    "q_log_normal",
+    "beta",
+    "q_beta",
+)
 _NO_LOG_STEP = "q rounding dropped (Optuna samples a log range or a stepped one, not both)"
 
 
@@ -31,8 +45,17 @@ def from_wandb(
         problems.append(f"{where}.{bad[0]}: must be a number (got {nums[bad[0]]!r})")
         return None
     lo, hi = spec.get("min"), spec.get("max")
-    if dist in ("int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform",
-                "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values") and (lo is None or hi is None):  # fmt: skip
+    if dist in (
+        "int_uniform",
+        "uniform",
+        "q_uniform",
+        "log_uniform",
+        "log_uniform_values",
+        "q_log_uniform",
+        "q_log_uniform_values",
+        "inv_log_uniform",
+        "inv_log_uniform_values",
+    ) and (lo is None or hi is None):
         problems.append(f"{where}: distribution {dist} needs min and max")
         return None
     if dist == "int_uniform":
@@ -48,7 +71,8 @@ def from_wandb(
         return {"type": "float", "low": lo, "high": hi, "step": q}, note
     if dist in ("log_uniform", "q_log_uniform"):
         return {"type": "float", "low": math.exp(lo), "high": math.exp(hi), "log": True}, (
-            _NO_LOG_STEP if dist.startswith("q_") else None)  # fmt: skip
+            _NO_LOG_STEP if dist.startswith("q_") else None
+        )
     if dist in ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"):
         return {"type": "float", "low": lo, "high": hi, "log": True}, (
             _NO_LOG_STEP if dist.startswith("q_") else None
@@ -66,8 +90,12 @@ def from_wandb(
         return native, "uniform on mu +- 3 sigma (Optuna has no normal distribution)"
     if dist in ("log_normal", "q_log_normal"):
         note = "log-uniform on exp(mu +- 3 sigma) (Optuna has no log-normal distribution)"
-        return {"type": "float", "low": math.exp(mu - 3 * sigma), "high": math.exp(mu + 3 * sigma), "log": True}, (
-            note + ("; " + _NO_LOG_STEP if dist == "q_log_normal" else ""))  # fmt: skip
+        return {
+            "type": "float",
+            "low": math.exp(mu - 3 * sigma),
+            "high": math.exp(mu + 3 * sigma),
+            "log": True,
+        }, (note + ("; " + _NO_LOG_STEP if dist == "q_log_normal" else ""))
     # beta, q_beta: on [0, 1]
     a, b = spec.get("a", 1.0), spec.get("b", 1.0)
     native = {"type": "float", "low": 0.0, "high": 1.0}

@@ -53,8 +53,15 @@ class Running:
         return f"the ecomlab sweep monitor (pid {self.parent}) is gone"
 
 
-def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float | None,
-               n_trials: int | None = None, console: Console | None = None, watch_parent: bool = False) -> int:  # fmt: skip
+def run_worker(
+    sweep_file: Path,
+    runs_root: Path,
+    worker: int,
+    deadline: float | None,
+    n_trials: int | None = None,
+    console: Console | None = None,
+    watch_parent: bool = False,
+) -> int:
     """Run trials until the budget, the target or `deadline`; returns how many this worker ran.
     `watch_parent`: stop when the process that started this one (the monitor) is gone."""
     from experiments.sweep.rank_group import RankGroup
@@ -77,8 +84,16 @@ def run_worker(sweep_file: Path, runs_root: Path, worker: int, deadline: float |
     )
 
 
-def _claim_and_run(study: Any, sw: Sweep, objective: Objective, group: RankGroup, running: Running,
-                   budget: int | None, deadline: float | None, console: Console) -> int:  # fmt: skip
+def _claim_and_run(
+    study: Any,
+    sw: Sweep,
+    objective: Objective,
+    group: RankGroup,
+    running: Running,
+    budget: int | None,
+    deadline: float | None,
+    console: Console,
+) -> int:
     ran = 0
     while True:
         order = next_order(study, sw, budget, deadline, objective.claim)  # "run" leaves the claim held
@@ -145,8 +160,13 @@ def _follow(sw: Sweep, runs_root: Path, group: RankGroup, console: Console) -> i
             continue  # rank 0 reuses a finished record of the same experiment
         callbacks = [DistributedPruning(None, monitor)] if monitor else []
         try:
-            train(cfg, runs_root, console=console, extra_callbacks=callbacks,
-                  extra_config={"study": sw.name, "trial": trial.number, **values})  # fmt: skip
+            train(
+                cfg,
+                runs_root,
+                console=console,
+                extra_callbacks=callbacks,
+                extra_config={"study": sw.name, "trial": trial.number, **values},
+            )
         except optuna.TrialPruned:
             pass  # rank 0 records it PRUNED
         except Exception as exc:
@@ -200,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.core.errors import EcomlabError
 
     try:
-        n = run_worker(args.sweep_file, args.runs_dir, args.worker, args.deadline, args.n_trials,
-                       console=Console(width=120), watch_parent=True)  # fmt: skip
+        n = run_worker(
+            args.sweep_file,
+            args.runs_dir,
+            args.worker,
+            args.deadline,
+            args.n_trials,
+            console=Console(width=120),
+            watch_parent=True,
+        )
     except EcomlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ SPEC = TaskSpec(
         "test/precision_at_threshold",
         "test/recall_at_threshold",
         "test/rig",
-    ),  # fmt: skip
+    ),
     module="lightning_modules.click_through.module:ClickThroughModule",
     serving="lightning_modules.click_through.serving",
     group="ctr",

@@ -20,8 +20,12 @@ def fit(dm: Any, cfg: Any) -> dict[str, Any]:
     sp = dm.splits
     enc = OneHotEncoder(handle_unknown="ignore").fit(sp["train"].categorical.numpy())
     mu, sd = sp["train"].numeric.mean(0).numpy(), sp["train"].numeric.std(0).numpy() + 1e-9
-    x = {s: hstack([enc.transform(sp[s].categorical.numpy()), csr_matrix((sp[s].numeric.numpy() - mu) / sd)]).tocsr()
-         for s in ("train", "val", "test")}  # fmt: skip
+    x = {
+        s: hstack(
+            [enc.transform(sp[s].categorical.numpy()), csr_matrix((sp[s].numeric.numpy() - mu) / sd)]
+        ).tocsr()
+        for s in ("train", "val", "test")
+    }
     y = {s: sp[s].labels.numpy() for s in x}
     fits = [LogisticRegression(C=c, max_iter=3000).fit(x["train"], y["train"]) for c in C_GRID]
     val_auc = [roc_auc_score(y["val"], m.predict_proba(x["val"])[:, 1]) for m in fits]
@@ -36,5 +40,9 @@ def fit(dm: Any, cfg: Any) -> dict[str, Any]:
         f"{s}/logloss": float(log_loss(y[s], np.full(len(y[s]), rate), labels=[0, 1]))
         for s in ("val", "test")
     }
-    return {"name": "logistic regression on one-hot features", "metrics": metrics, "settings": {"C": best.C},
-            "trivial": {"name": "train click rate", "metrics": {**trivial, "val/auc": 0.5, "test/auc": 0.5}}}  # fmt: skip
+    return {
+        "name": "logistic regression on one-hot features",
+        "metrics": metrics,
+        "settings": {"C": best.C},
+        "trivial": {"name": "train click rate", "metrics": {**trivial, "val/auc": 0.5, "test/auc": 0.5}},
+    }

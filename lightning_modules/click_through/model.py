@@ -10,8 +10,17 @@ from torch import nn
 
 
 class CtrModel(nn.Module):
-    def __init__(self, cardinalities: list[int], n_numeric: int, embedding_dim: int, hidden: list[int],
-                 dropout: float, numeric_mean: list[float], numeric_std: list[float], logit_shift: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cardinalities: list[int],
+        n_numeric: int,
+        embedding_dim: int,
+        hidden: list[int],
+        dropout: float,
+        numeric_mean: list[float],
+        numeric_std: list[float],
+        logit_shift: float,
+    ) -> None:
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(n, embedding_dim) for n in cardinalities)
         layers: list[nn.Module] = []

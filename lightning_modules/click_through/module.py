@@ -33,8 +33,16 @@ class ClickThroughModule(TaskModule):
 
     spec = SPEC
 
-    def __init__(self, model: CtrModel, base_ctr: float, pos_weight: float = 1.0, lr: float = 1e-3,
-                 weight_decay: float = 0.0, warmup: float = 0.0, schedule: str = "constant") -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: CtrModel,
+        base_ctr: float,
+        pos_weight: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup: float = 0.0,
+        schedule: str = "constant",
+    ) -> None:
         super().__init__(model, lr, weight_decay, warmup, schedule)
         self.base_entropy = binary_entropy(base_ctr)
 
@@ -49,12 +57,26 @@ class ClickThroughModule(TaskModule):
         pos_weight = (
             (len(labels) - clicks) / max(1, clicks) if c.pos_weight == "auto" else float(c.pos_weight)
         )
-        model = CtrModel(meta["cardinalities"], len(meta["numeric"]), c.embedding_dim, c.hidden, c.dropout,
-                         meta["numeric_mean"], meta["numeric_std"],
-                         math.log(meta["negative_sampling"]) - math.log(pos_weight))  # fmt: skip
+        model = CtrModel(
+            meta["cardinalities"],
+            len(meta["numeric"]),
+            c.embedding_dim,
+            c.hidden,
+            c.dropout,
+            meta["numeric_mean"],
+            meta["numeric_std"],
+            math.log(meta["negative_sampling"]) - math.log(pos_weight),
+        )
         o = cfg.optim
-        return cls(model, meta["base_ctr"], pos_weight=pos_weight, lr=o.lr, weight_decay=o.weight_decay,
-                   warmup=o.warmup, schedule=o.schedule)  # fmt: skip
+        return cls(
+            model,
+            meta["base_ctr"],
+            pos_weight=pos_weight,
+            lr=o.lr,
+            weight_decay=o.weight_decay,
+            warmup=o.warmup,
+            schedule=o.schedule,
+        )
 
     def raw_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training logit (on the negative-sampled, click-weighted distribution)."""
@@ -77,8 +99,9 @@ class ClickThroughModule(TaskModule):
     ) -> None:
         calibrated = self.model.calibrated(out)
         metrics["auc"].update(torch.sigmoid(calibrated), batch["labels"])
-        metrics["logloss"].update(F.binary_cross_entropy_with_logits(calibrated, batch["labels"].float(),
-                                                                     reduction="none"))  # fmt: skip
+        metrics["logloss"].update(
+            F.binary_cross_entropy_with_logits(calibrated, batch["labels"].float(), reduction="none")
+        )
 
     def epoch_values(self, values: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         values[f"{stage}/ne"] = values[f"{stage}/logloss"] / self.base_entropy
@@ -102,8 +125,13 @@ class ClickThroughModule(TaskModule):
         )
         threshold = best_threshold(p_val, val_y)
         preds = (p >= threshold).astype(int)
-        save_confusion_matrix(y, preds, ["no_click", "click"], out / "confusion_matrix.png",
-                              "test confusion matrix (threshold chosen on val)")  # fmt: skip
+        save_confusion_matrix(
+            y,
+            preds,
+            ["no_click", "click"],
+            out / "confusion_matrix.png",
+            "test confusion matrix (threshold chosen on val)",
+        )
         extra = {
             "val/threshold": threshold,
             "test/f1_at_threshold": float(f1_score(y, preds, zero_division=0)),
@@ -111,6 +139,8 @@ class ClickThroughModule(TaskModule):
             "test/recall_at_threshold": float(recall_score(y, preds, zero_division=0)),
             "test/rig": 1.0 - float(log_loss(y, p, labels=[0, 1])) / self.base_entropy,
         }
-        (out / "per_class.json").write_text(json.dumps({"clicks": int(y.sum()), "impressions": int(len(y)), **extra},
-                                                       indent=1) + "\n", encoding="utf-8")  # fmt: skip
+        (out / "per_class.json").write_text(
+            json.dumps({"clicks": int(y.sum()), "impressions": int(len(y)), **extra}, indent=1) + "\n",
+            encoding="utf-8",
+        )
         return extra

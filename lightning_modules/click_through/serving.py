@@ -30,18 +30,33 @@ def export(module: Any, dm: Any, cfg: Any, out: Path) -> dict[str, Any]:
 
     meta = dm.meta
     save_model(module.model, str(out / "model.safetensors"))
-    return {"format": "ecomlab", "categorical": list(meta["categorical"]), "numeric": list(meta["numeric"]),
-            "vocab": meta["vocab"], "cardinalities": list(meta["cardinalities"]),
-            "embedding_dim": cfg.ctr.embedding_dim, "hidden": list(cfg.ctr.hidden),
-            "numeric_mean": meta["numeric_mean"], "numeric_std": meta["numeric_std"]}  # fmt: skip
+    return {
+        "format": "ecomlab",
+        "categorical": list(meta["categorical"]),
+        "numeric": list(meta["numeric"]),
+        "vocab": meta["vocab"],
+        "cardinalities": list(meta["cardinalities"]),
+        "embedding_dim": cfg.ctr.embedding_dim,
+        "hidden": list(cfg.ctr.hidden),
+        "numeric_mean": meta["numeric_mean"],
+        "numeric_std": meta["numeric_std"],
+    }
 
 
 def load(folder: Path, info: dict[str, Any]) -> Served:
     from safetensors.torch import load_model
 
     s = info["serving"]
-    model = CtrModel(s["cardinalities"], len(s["numeric"]), s["embedding_dim"], s["hidden"], 0.0,
-                     s["numeric_mean"], s["numeric_std"], 0.0)  # fmt: skip
+    model = CtrModel(
+        s["cardinalities"],
+        len(s["numeric"]),
+        s["embedding_dim"],
+        s["hidden"],
+        0.0,
+        s["numeric_mean"],
+        s["numeric_std"],
+        0.0,
+    )
     load_model(model, str(folder / "model.safetensors"))  # the logit shift is a buffer in the file
     categorical, numeric, vocab = s["categorical"], s["numeric"], s["vocab"]
     threshold = info.get("threshold")
@@ -55,8 +70,9 @@ def load(folder: Path, info: dict[str, Any]) -> Served:
         cat = torch.tensor(
             [[category(r, c, i) for c in categorical] for i, r in enumerate(rows)], dtype=torch.long
         )
-        num = torch.tensor([[field_value(r, c, i, float) for c in numeric] for i, r in enumerate(rows)],
-                           dtype=torch.float32).reshape(len(rows), len(numeric))  # fmt: skip
+        num = torch.tensor(
+            [[field_value(r, c, i, float) for c in numeric] for i, r in enumerate(rows)], dtype=torch.float32
+        ).reshape(len(rows), len(numeric))
         notes = [[f"unseen {c}" for c, idx in zip(categorical, row) if idx == 0] for row in cat.tolist()]
         return {"categorical": cat.reshape(len(rows), len(categorical)), "numeric": num}, notes
 

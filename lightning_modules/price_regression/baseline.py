@@ -40,5 +40,9 @@ def fit(dm: Any, cfg: Any) -> dict[str, Any]:
         f"{s}/rmse": float(np.sqrt(mean_squared_error(y[s], np.full_like(y[s], mean))))
         for s in ("val", "test")
     }
-    return {"name": "ridge on TF-IDF + features", "metrics": metrics, "settings": {"alpha": best.alpha},
-            "trivial": {"name": "mean train price", "metrics": trivial}}  # fmt: skip
+    return {
+        "name": "ridge on TF-IDF + features",
+        "metrics": metrics,
+        "settings": {"alpha": best.alpha},
+        "trivial": {"name": "mean train price", "metrics": trivial},
+    }

@@ -12,12 +12,21 @@ from torch import nn
 class PriceModel(nn.Module):
     """Encoder + MLP, with the train split's standardisation kept as buffers (saved with the weights)."""
 
-    def __init__(self, encoder: nn.Module, n_features: int, text_dim: int, hidden: int, dropout: float,
-                 stats: dict[str, Any], log_target: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_features: int,
+        text_dim: int,
+        hidden: int,
+        dropout: float,
+        stats: dict[str, Any],
+        log_target: bool,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.mlp = nn.Sequential(nn.Linear(text_dim + n_features, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, 1))  # fmt: skip
+        self.mlp = nn.Sequential(
+            nn.Linear(text_dim + n_features, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
         self.log_target = log_target
         key = "log_price" if log_target else "price"
         self.register_buffer("feature_mean", torch.tensor(stats["feature_mean"], dtype=torch.float32))

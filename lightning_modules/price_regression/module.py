@@ -27,13 +27,25 @@ class PriceRegressionModule(TaskModule):
 
     spec = SPEC
 
-    def __init__(self, model: PriceModel, lr: float = 5e-5, weight_decay: float = 0.01, warmup: float = 0.1,
-                 schedule: str = "linear") -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: PriceModel,
+        lr: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup: float = 0.1,
+        schedule: str = "linear",
+    ) -> None:
         super().__init__(model, lr, weight_decay, warmup, schedule)
 
     def metric_collection(self) -> MetricCollection:
-        return MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(),
-                                 "mape": MeanAbsolutePercentageError(), "r2": R2Score()})  # fmt: skip
+        return MetricCollection(
+            {
+                "rmse": MeanSquaredError(squared=False),
+                "mae": MeanAbsoluteError(),
+                "mape": MeanAbsolutePercentageError(),
+                "r2": R2Score(),
+            }
+        )
 
     @classmethod
     def from_config(cls, cfg: Any, dm: Any) -> PriceRegressionModule:
@@ -42,8 +54,15 @@ class PriceRegressionModule(TaskModule):
         encoder = backbones.build_model(
             cfg, cfg.head.text_dim, dm.tokenizer, [f"t{i}" for i in range(cfg.head.text_dim)]
         )
-        model = PriceModel(encoder, len(dm.meta["features"]), cfg.head.text_dim, cfg.head.hidden, cfg.head.dropout,
-                           dm.meta, cfg.data.log_target)  # fmt: skip
+        model = PriceModel(
+            encoder,
+            len(dm.meta["features"]),
+            cfg.head.text_dim,
+            cfg.head.hidden,
+            cfg.head.dropout,
+            dm.meta,
+            cfg.data.log_target,
+        )
         o = cfg.optim
         return cls(model, lr=o.lr, weight_decay=o.weight_decay, warmup=o.warmup, schedule=o.schedule)
 

@@ -40,9 +40,15 @@ def export(module: Any, dm: Any, cfg: Any, out: Path) -> dict[str, Any]:
     dm.tokenizer.model_max_length = cfg.data.max_length
     dm.tokenizer.save_pretrained(out / "encoder")
     h = cfg.head
-    return {"format": "ecomlab", "features": list(dm.meta["features"]), "text_dim": h.text_dim, "hidden": h.hidden,
-            "log_target": cfg.data.log_target, "max_length": cfg.data.max_length,
-            "stats": {k: dm.meta[k] for k in STATS}}  # fmt: skip
+    return {
+        "format": "ecomlab",
+        "features": list(dm.meta["features"]),
+        "text_dim": h.text_dim,
+        "hidden": h.hidden,
+        "log_target": cfg.data.log_target,
+        "max_length": cfg.data.max_length,
+        "stats": {k: dm.meta[k] for k in STATS},
+    }
 
 
 def load(folder: Path, info: dict[str, Any]) -> Served:
@@ -62,8 +68,9 @@ def load(folder: Path, info: dict[str, Any]) -> Served:
 
     def encode(rows: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
         texts = [field_value(r, "text", i, str) for i, r in enumerate(rows)]
-        feats = torch.tensor([[field_value(r, f, i, float) for f in features] for i, r in enumerate(rows)],
-                             dtype=torch.float32).reshape(len(rows), len(features))  # fmt: skip
+        feats = torch.tensor(
+            [[field_value(r, f, i, float) for f in features] for i, r in enumerate(rows)], dtype=torch.float32
+        ).reshape(len(rows), len(features))
         inputs, notes = tokenize(tokenizer, texts, s["max_length"])
         return {**inputs, "features": feats}, notes
 
@@ -71,8 +78,14 @@ def load(folder: Path, info: dict[str, Any]) -> Served:
         return [{"price": round(float(p), 4)} for p in prices.tolist()]
 
     fields = {"text": "string", **{f: "number" for f in features}}
-    return Served(PriceNet(model.eval()), ("input_ids", "attention_mask", "features"), fields, encode, decode,
-                  seq_inputs=("input_ids", "attention_mask"))  # fmt: skip
+    return Served(
+        PriceNet(model.eval()),
+        ("input_ids", "attention_mask", "features"),
+        fields,
+        encode,
+        decode,
+        seq_inputs=("input_ids", "attention_mask"),
+    )
 
 
 def quality(prices: np.ndarray, targets: np.ndarray) -> dict[str, float]:

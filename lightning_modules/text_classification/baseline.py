@@ -39,5 +39,9 @@ def fit(dm: Any, cfg: Any) -> dict[str, Any]:
     trivial = {
         f"{s}/f1": float(f1_score(y[s], [majority] * len(y[s]), average="macro")) for s in ("val", "test")
     }
-    return {"name": "TF-IDF + logistic regression", "metrics": metrics, "settings": {"C": best.C},
-            "trivial": {"name": "majority class", "metrics": trivial}}  # fmt: skip
+    return {
+        "name": "TF-IDF + logistic regression",
+        "metrics": metrics,
+        "settings": {"C": best.C},
+        "trivial": {"name": "majority class", "metrics": trivial},
+    }

@@ -37,19 +37,29 @@ class TextClassificationModule(TaskModule):
 
     spec = SPEC
 
-    def __init__(self, model: nn.Module, num_labels: int, lr: float = 5e-5, weight_decay: float = 0.01,
-                 warmup: float = 0.1, schedule: str = "linear") -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        num_labels: int,
+        lr: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup: float = 0.1,
+        schedule: str = "linear",
+    ) -> None:
         super().__init__(model, lr, weight_decay, warmup, schedule)
 
     def metric_collection(self) -> MetricCollection:
         n = self.hparams.num_labels
-        return MetricCollection({
-            "acc": MulticlassAccuracy(n, average="micro"),
-            "acc_top3": MulticlassAccuracy(n, average="micro", top_k=min(3, n)),
-            "f1": MulticlassF1Score(n, average="macro"),
-            "precision": MulticlassPrecision(n, average="macro"),
-            "recall": MulticlassRecall(n, average="macro"),
-        }, compute_groups=False)  # fmt: skip
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(n, average="micro"),
+                "acc_top3": MulticlassAccuracy(n, average="micro", top_k=min(3, n)),
+                "f1": MulticlassF1Score(n, average="macro"),
+                "precision": MulticlassPrecision(n, average="macro"),
+                "recall": MulticlassRecall(n, average="macro"),
+            },
+            compute_groups=False,
+        )
         # compute groups share one stat-scores state between f1, precision and recall; under DDP each
         # member then reduced the shared state again, so val/f1 on 3 devices was not the split's F1
 
@@ -60,8 +70,14 @@ class TextClassificationModule(TaskModule):
 
         model = backbones.build_model(cfg, len(dm.label_names), dm.tokenizer, dm.label_names)
         o = cfg.optim
-        return cls(model, len(dm.label_names), lr=o.lr, weight_decay=o.weight_decay, warmup=o.warmup,
-                   schedule=o.schedule)  # fmt: skip
+        return cls(
+            model,
+            len(dm.label_names),
+            lr=o.lr,
+            weight_decay=o.weight_decay,
+            warmup=o.warmup,
+            schedule=o.schedule,
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -103,11 +119,25 @@ class TextClassificationModule(TaskModule):
                 torch.softmax(torch.as_tensor(val_logits), 1)[:, 1].numpy(), val_labels
             )
             preds = (torch.softmax(torch.as_tensor(logits), 1)[:, 1].numpy() >= threshold).astype(int)
-            extra = {"val/threshold": threshold, "test/f1_at_threshold": float(f1_score(labels, preds, average="macro")),
-                     "test/acc_at_threshold": float(accuracy_score(labels, preds))}  # fmt: skip
-        save_confusion_matrix(labels, preds, names, out / "confusion_matrix.png",
-                              "test confusion matrix" + (" (threshold chosen on val)" if len(names) == 2 else ""))  # fmt: skip
-        report = classification_report(labels, preds, labels=list(range(len(names))), target_names=names,
-                                       output_dict=True, zero_division=0)  # fmt: skip
+            extra = {
+                "val/threshold": threshold,
+                "test/f1_at_threshold": float(f1_score(labels, preds, average="macro")),
+                "test/acc_at_threshold": float(accuracy_score(labels, preds)),
+            }
+        save_confusion_matrix(
+            labels,
+            preds,
+            names,
+            out / "confusion_matrix.png",
+            "test confusion matrix" + (" (threshold chosen on val)" if len(names) == 2 else ""),
+        )
+        report = classification_report(
+            labels,
+            preds,
+            labels=list(range(len(names))),
+            target_names=names,
+            output_dict=True,
+            zero_division=0,
+        )
         (out / "per_class.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         return extra

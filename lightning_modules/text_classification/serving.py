@@ -66,15 +66,23 @@ def load(folder: Path, info: dict[str, Any]) -> Served:
         probs = torch.softmax(logits.float(), dim=-1)
         answers = []
         for p in probs.tolist():
-            a: dict[str, Any] = {"label": labels[int(np.argmax(p))],
-                                 "probabilities": dict(zip(labels, (round(x, 6) for x in p)))}  # fmt: skip
+            a: dict[str, Any] = {
+                "label": labels[int(np.argmax(p))],
+                "probabilities": dict(zip(labels, (round(x, 6) for x in p))),
+            }
             if threshold is not None and len(labels) == 2:  # the decision at the val-chosen threshold
                 a["label_at_threshold"] = labels[int(p[1] >= threshold)]
             answers.append(a)
         return answers
 
-    return Served(LogitsNet(model), ("input_ids", "attention_mask"), {"text": "string"}, encode, decode,
-                  seq_inputs=("input_ids", "attention_mask"))  # fmt: skip
+    return Served(
+        LogitsNet(model),
+        ("input_ids", "attention_mask"),
+        {"text": "string"},
+        encode,
+        decode,
+        seq_inputs=("input_ids", "attention_mask"),
+    )
 
 
 def quality(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

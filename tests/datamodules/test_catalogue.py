@@ -20,8 +20,12 @@ from tests.conftest import FIXTURES
 
 
 def _dm(data: dict, monkeypatch: pytest.MonkeyPatch | None = None, files: list[Path] | None = None):
-    cfg = validate({"data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
-                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
+    cfg = validate(
+        {
+            "data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+        }
+    )
     dm = build_datamodule(cfg)
     if files is not None:
         monkeypatch.setattr(dm, "source_files", lambda: files)
@@ -71,8 +75,7 @@ def test_banking77_without_a_path_or_datasets_is_a_clear_error(tmp_path: Path) -
 
 
 def test_fake_reviews_labels_and_bad_rows() -> None:
-    dm = _dm({"dataset": "fake_reviews", "path": str(FIXTURES / "fake_reviews.csv"),
-                                     "with_category": True})  # fmt: skip
+    dm = _dm({"dataset": "fake_reviews", "path": str(FIXTURES / "fake_reviews.csv"), "with_category": True})
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 43
@@ -125,8 +128,9 @@ OBD = FIXTURES / "obd" / "random" / "all"
 def test_open_bandit_reports_bad_rows_and_splits_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from datamodules.open_bandit import OpenBanditData
 
-    dm = _dm({"dataset": "open_bandit", "batch_size": 16}, monkeypatch,
-             [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    dm = _dm(
+        {"dataset": "open_bandit", "batch_size": 16}, monkeypatch, [OBD / "all.csv", OBD / "item_context.csv"]
+    )
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 83
@@ -147,11 +151,17 @@ def test_open_bandit_reports_bad_rows_and_splits_by_time(monkeypatch: pytest.Mon
 
 
 def test_open_bandit_negative_sampling_keeps_every_click(monkeypatch: pytest.MonkeyPatch) -> None:
-    dm = _dm({"dataset": "open_bandit", "negative_sampling": 0.25, "split": "random"},
-             monkeypatch, [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    dm = _dm(
+        {"dataset": "open_bandit", "negative_sampling": 0.25, "split": "random"},
+        monkeypatch,
+        [OBD / "all.csv", OBD / "item_context.csv"],
+    )
     dm.setup()
-    full = _dm({"dataset": "open_bandit", "split": "random"}, monkeypatch,
-               [OBD / "all.csv", OBD / "item_context.csv"])  # fmt: skip
+    full = _dm(
+        {"dataset": "open_bandit", "split": "random"},
+        monkeypatch,
+        [OBD / "all.csv", OBD / "item_context.csv"],
+    )
     full.setup()
     assert int(dm.splits["train"].labels.sum()) == int(full.splits["train"].labels.sum())
     assert len(dm.splits["train"]) < len(full.splits["train"]) and len(dm.splits["test"]) == len(

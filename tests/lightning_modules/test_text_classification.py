@@ -24,8 +24,14 @@ def setup_module_and_data(model: dict | None = None, **optim):
 def test_overfits_one_batch() -> None:
     no_dropout = {"hidden_dropout": 0.0, "attention_dropout": 0.0, "classifier_dropout": 0.0}
     module, dm = setup_module_and_data(no_dropout, lr=3e-3, warmup=0.0, schedule="constant")
-    trainer = pl.Trainer(overfit_batches=1, max_epochs=30, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        overfit_batches=1,
+        max_epochs=30,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     batch = next(iter(dm._loader("train", shuffle=False)))  # the batch overfit_batches=1 trains on
     module.eval()
     with torch.no_grad():
@@ -42,8 +48,13 @@ def test_overfits_one_batch() -> None:
 
 def test_logs_every_documented_metric() -> None:
     module, dm = setup_module_and_data()
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     logged = set(trainer.callback_metrics)
     trainer.test(module, datamodule=dm, verbose=False)
@@ -62,8 +73,15 @@ def test_warmup_then_linear_decay() -> None:
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[Record()], limit_val_batches=0)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=dm)
     peak = lrs.index(max(lrs))
     assert lrs[0] == 0.0 and max(lrs) <= 1e-3
@@ -106,8 +124,13 @@ def test_the_analysis_reads_the_last_val_and_test_pass_instead_of_running_them_a
     from lightning_modules.evaluation import predict
 
     module, dm = setup_module_and_data()
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     assert "val" not in (module._kept or {})  # nothing is kept before it is asked for
     module.keep_predictions()

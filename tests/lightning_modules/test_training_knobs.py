@@ -83,8 +83,9 @@ def test_adversarial_training_trains_and_reproduces(tmp_path) -> None:
 
     plain = validate(tiny_config(trainer={"max_epochs": 1}))
     fgm = validate(tiny_config(trainer={"max_epochs": 1}, adversarial={"method": "fgm"}))
-    lora_pgd = validate(tiny_config(trainer={"max_epochs": 1}, peft={"r": 4},
-                                    adversarial={"method": "pgd", "steps": 2}))  # fmt: skip
+    lora_pgd = validate(
+        tiny_config(trainer={"max_epochs": 1}, peft={"r": 4}, adversarial={"method": "pgd", "steps": 2})
+    )
     assert len({experiment_id(plain), experiment_id(fgm), experiment_id(lora_pgd)}) == 3
     a, b = train(plain), train(fgm)
     assert a["val/loss"] != b["val/loss"]  # the knob changes what is learnt
@@ -94,8 +95,14 @@ def test_adversarial_training_trains_and_reproduces(tmp_path) -> None:
 
 def test_layer_decay_gives_each_layer_the_lr_of_the_one_above_times_the_factor() -> None:
     module, _ = module_and_batch(optim={"lr": 1e-3, "layer_decay": 0.5})
-    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     cfg = validate(tiny_config(optim={"lr": 1e-3, "layer_decay": 0.5}))
     dm = build_datamodule(cfg)
     trainer.fit(module, datamodule=dm)
@@ -130,8 +137,13 @@ def test_label_smoothing_is_the_smoothed_cross_entropy_by_hand() -> None:
 
 def test_the_knobs_are_refused_where_a_task_cannot_use_them() -> None:
     with pytest.raises(ConfigError) as err:
-        validate({"data": {"dataset": "open_bandit"}, "adversarial": {"method": "fgm"},
-                  "optim": {"layer_decay": 0.8, "label_smoothing": 0.1}})  # fmt: skip
+        validate(
+            {
+                "data": {"dataset": "open_bandit"},
+                "adversarial": {"method": "fgm"},
+                "optim": {"layer_decay": 0.8, "label_smoothing": 0.1},
+            }
+        )
     text = str(err.value)
     assert "adversarial.method: task 'click_through' has no text encoder" in text
     assert "optim.layer_decay: task 'click_through' has no text encoder" in text

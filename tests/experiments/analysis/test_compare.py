@@ -35,8 +35,15 @@ def test_only_the_parameters_that_differ_are_shown(tmp_path: Path, two_runs: lis
     params = [c for c in columns if "." in c]
     assert params == ["optim.lr"]  # not seed, data.path, model.backbone, ...
     # by default: the monitored metric and its test twin, duration, trainable parameters, size
-    assert columns == ["experiment_id", "optim.lr", "val/f1", "test/f1", "time/total_s", "model/trainable_params",
-                       "model/size_mb"]  # fmt: skip
+    assert columns == [
+        "experiment_id",
+        "optim.lr",
+        "val/f1",
+        "test/f1",
+        "time/total_s",
+        "model/trainable_params",
+        "model/size_mb",
+    ]
     everything, _ = table_rows(records, show_all=True)
     assert {"val/f1", "test/acc", "best_epoch", "model/trainable_params", "model/sparsity"} <= set(everything)
     picked, _ = table_rows(records, metrics=["val/*", "test/f1"])
@@ -94,17 +101,27 @@ def test_ten_runs_with_four_differing_parameters_fit_120_columns(tmp_path: Path)
     runs = tmp_path / "runs"
     ids = []
     for i in range(10):
-        raw = tiny_config(optim={"lr": 1e-4 * (i + 1), "weight_decay": 0.01 * i, "warmup": 0.01 * i},
-                          model={"hidden_dropout": 0.05 * (i % 3)})  # fmt: skip
+        raw = tiny_config(
+            optim={"lr": 1e-4 * (i + 1), "weight_decay": 0.01 * i, "warmup": 0.01 * i},
+            model={"hidden_dropout": 0.05 * (i % 3)},
+        )
         cfg = validate(raw)
         exp_id = experiment_id(cfg)
         ids.append(exp_id)
         (runs / exp_id).mkdir(parents=True)
         (runs / exp_id / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
         (runs / exp_id / "manifest.json").write_text(json.dumps({"status": "completed"}))
-        metrics = {"val/f1": 0.8 + i / 100, "test/f1": 0.79 + i / 100, "val/acc": 0.81, "test/acc": 0.8,
-                   "time/total_s": 123.456, "model/trainable_params": 22_713_218, "model/size_mb": 90.873,
-                   "model/sparsity": 0.0, "best_epoch": 2}  # fmt: skip
+        metrics = {
+            "val/f1": 0.8 + i / 100,
+            "test/f1": 0.79 + i / 100,
+            "val/acc": 0.81,
+            "test/acc": 0.8,
+            "time/total_s": 123.456,
+            "model/trainable_params": 22_713_218,
+            "model/size_mb": 90.873,
+            "model/sparsity": 0.0,
+            "best_epoch": 2,
+        }
         (runs / exp_id / "metrics.json").write_text(json.dumps(metrics))
     result = runner.invoke(app, ["compare", *ids, "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output

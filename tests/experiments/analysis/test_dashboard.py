@@ -23,12 +23,28 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
     study = optuna.create_study(
         study_name="shop", storage=storage(default_storage_url(runs)), direction="maximize"
     )
-    study.add_trial(optuna.trial.create_trial(params={"optim.lr": 1e-4}, value=0.81,
-                                              distributions={"optim.lr": FloatDistribution(1e-5, 1e-3, log=True)}))  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"optim.lr": 1e-4},
+            value=0.81,
+            distributions={"optim.lr": FloatDistribution(1e-5, 1e-3, log=True)},
+        )
+    )
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "ecomlab"), "dashboard", "shop", "--port", str(port),
-                             "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ))  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ecomlab"),
+            "dashboard",
+            "shop",
+            "--port",
+            str(port),
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
     try:
         body = None
         for _ in range(100):
@@ -62,6 +78,10 @@ def test_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
 def test_dashboard_on_an_unknown_study_is_a_clear_error(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     optuna.create_study(study_name="shop", storage=storage(default_storage_url(runs)))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ecomlab"), "dashboard", "shoe", "--runs-dir", str(runs)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ecomlab"), "dashboard", "shoe", "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "No study named 'shoe'" in proc.stderr and "shop" in proc.stderr

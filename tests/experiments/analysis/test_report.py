@@ -64,8 +64,13 @@ def test_report_of_a_study_is_self_contained_and_has_every_figure(tmp_path: Path
         assert repr(t.value)[:8] in rest
     assert "Not drawn" not in rest
     pngs = sorted(p.name for p in png.iterdir())
-    assert pngs == sorted([*(f"tiny-{n}.png" for n in STUDY_FIGURES), "learning_curves-val.png",
-                           "learning_curves-train_loss.png"])  # fmt: skip
+    assert pngs == sorted(
+        [
+            *(f"tiny-{n}.png" for n in STUDY_FIGURES),
+            "learning_curves-val.png",
+            "learning_curves-train_loss.png",
+        ]
+    )
     assert all((png / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -93,16 +98,28 @@ def test_report_of_runs_without_a_study_and_unknown_targets(tmp_path: Path, stud
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="Debian's chromium is not installed")  # fmt: skip
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="Debian's chromium is not installed",
+)
 def test_the_report_renders_offline_in_headless_chromium(tmp_path: Path, study) -> None:
     out = tmp_path / "report.html"
     build(["tiny"], tmp_path / "runs", out)
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-         "--dump-dom", out.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     # plotly.js ran (no network here) and drew an SVG for each of the six figures
     assert dom.count('class="main-svg"') >= 6, dom[:500]

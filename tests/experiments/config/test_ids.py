@@ -106,12 +106,16 @@ def test_a_new_defaulted_field_changes_no_id_until_it_is_used() -> None:
     from experiments.core.config_group import Group
     from lightning_modules.knobs.optim import OptimConfig
 
-    optim = create_model("OptimWithKnob", __base__=OptimConfig,
-                         dummy_knob=(float, Field(0.0, description="test only")))  # fmt: skip
+    optim = create_model(
+        "OptimWithKnob", __base__=OptimConfig, dummy_knob=(float, Field(0.0, description="test only"))
+    )
     group = create_model("DummyGroup", __base__=Group, method=(str, "none"), epsilon=(float, 1.0))
-    extended = create_model("ExtendedConfig", __base__=ExperimentConfig,
-                            optim=(optim, Field(default_factory=optim)),
-                            dummy=(group, Field(default_factory=group)))  # fmt: skip
+    extended = create_model(
+        "ExtendedConfig",
+        __base__=ExperimentConfig,
+        optim=(optim, Field(default_factory=optim)),
+        dummy=(group, Field(default_factory=group)),
+    )
     for path, pinned in PINNED.items():
         raw = load_yaml(ROOT / path)
         cfg = extended.model_validate(raw)

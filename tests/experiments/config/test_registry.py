@@ -109,8 +109,10 @@ def test_the_config_imports_no_heavy_library() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, experiments.config, experiments.sweep.file\n"
-            "heavy = [m for m in ('torch', 'lightning', 'transformers', 'pandas', 'numpy') if m in sys.modules]\n"
-            "print(heavy); sys.exit(1 if heavy else 0)")  # fmt: skip
+    code = (
+        "import sys, experiments.config, experiments.sweep.file\n"
+        "heavy = [m for m in ('torch', 'lightning', 'transformers', 'pandas', 'numpy') if m in sys.modules]\n"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

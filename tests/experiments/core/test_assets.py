@@ -43,9 +43,16 @@ def build_wheel(folder: Path, payload: bytes = b"great product\n") -> Path:
 
 
 def fake_asset(wheel: Path, sha: str | None = None) -> Asset:
-    return Asset(name="fake", distribution="fakeasset", version="1.0", filename=wheel.name,
-                 sha256=sha or assets.sha256_file(wheel), members=(MEMBER,), license="MIT",
-                 description="test asset")  # fmt: skip
+    return Asset(
+        name="fake",
+        distribution="fakeasset",
+        version="1.0",
+        filename=wheel.name,
+        sha256=sha or assets.sha256_file(wheel),
+        members=(MEMBER,),
+        license="MIT",
+        description="test asset",
+    )
 
 
 @pytest.fixture
@@ -107,8 +114,16 @@ def test_two_processes_fetching_at_once_both_succeed(local_index: Path, fresh_ca
         f"a = Asset('fake','fakeasset','1.0','{wheel.name}','{assets.sha256_file(wheel)}',('{MEMBER}',),'MIT','t');"
         "print(fetch(a))"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=os.environ.copy()) for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert outs[0][0] == outs[1][0]

@@ -20,8 +20,12 @@ def a_trial_with_a_record(tmp_path: Path) -> tuple[optuna.Study, Path]:
     trial.set_user_attr("experiment_id", "0123456789ab")
     rec = tmp_path / "here" / "0123456789ab"
     rec.mkdir(parents=True)
-    for name, text in {"config.yaml": "seed: 1\n", "manifest.json": "{}", "metrics.json": '{"val/f1": 0.5}',
-                       "model.safetensors": "weights"}.items():  # fmt: skip
+    for name, text in {
+        "config.yaml": "seed: 1\n",
+        "manifest.json": "{}",
+        "metrics.json": '{"val/f1": 0.5}',
+        "model.safetensors": "weights",
+    }.items():
         (rec / name).write_text(text)
     (rec / "checkpoints").mkdir()
     n = record_store.upload_record(record_store.open_store(str(store_dir)), trial, rec, weights=False)
@@ -34,14 +38,18 @@ def test_another_machine_fetches_the_record_without_its_weights(tmp_path: Path) 
     study, _ = a_trial_with_a_record(tmp_path)
     there = tmp_path / "there"
     assert record_store.fetch_study(study, there) == 1
-    assert sorted(p.name for p in (there / "0123456789ab").iterdir()) == ["config.yaml", "manifest.json",
-                                                                          "metrics.json"]  # fmt: skip
+    assert sorted(p.name for p in (there / "0123456789ab").iterdir()) == [
+        "config.yaml",
+        "manifest.json",
+        "metrics.json",
+    ]
     assert (there / "0123456789ab" / "metrics.json").read_text() == '{"val/f1": 0.5}'
     assert record_store.fetch_study(study, there) == 0  # already here: nothing fetched twice
 
 
-def test_a_record_that_cannot_be_fetched_is_reported_and_skipped(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_record_that_cannot_be_fetched_is_reported_and_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     study, store_dir = a_trial_with_a_record(tmp_path)
     shutil.rmtree(store_dir)  # the shared folder is not mounted on this machine
     assert record_store.fetch_study(study, tmp_path / "there") == 0

@@ -27,9 +27,11 @@ runner = CliRunner()
 def noisy_reviews(tmp_path: Path) -> Path:
     """300 reviews whose words only lean towards their label, so no classifier is perfect."""
     rng = random.Random(0)
-    good, bad, plain = ["great", "lovely", "soft", "perfect"], ["awful", "torn", "cheap", "late"], ["the", "dress",
-                                                                                                  "size", "colour",
-                                                                                                  "fit", "it"]  # fmt: skip
+    good, bad, plain = (
+        ["great", "lovely", "soft", "perfect"],
+        ["awful", "torn", "cheap", "late"],
+        ["the", "dress", "size", "colour", "fit", "it"],
+    )
     path = tmp_path / "noisy.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -61,10 +63,12 @@ def test_the_baseline_is_scikit_learn_on_the_runs_own_split(tmp_path: Path) -> N
     again = baseline.compute(cfg)
     assert again["cache_hit"] and again["metrics"] == got["metrics"]
     # max_length and batch sizes do not change the split; the split seed does
-    assert baseline.compute(validate(tiny_config(data={"path": str(noisy_reviews(tmp_path)), "max_length": 16,
-                                                       "batch_size": 4})))["cache_hit"]  # fmt: skip
-    assert not baseline.compute(validate(tiny_config(data={"path": str(noisy_reviews(tmp_path)),
-                                                           "split_seed": 5})))["cache_hit"]  # fmt: skip
+    assert baseline.compute(
+        validate(tiny_config(data={"path": str(noisy_reviews(tmp_path)), "max_length": 16, "batch_size": 4}))
+    )["cache_hit"]
+    assert not baseline.compute(
+        validate(tiny_config(data={"path": str(noisy_reviews(tmp_path)), "split_seed": 5}))
+    )["cache_hit"]
 
 
 def test_versus_says_by_how_much_and_which_way() -> None:
@@ -77,9 +81,13 @@ def test_versus_says_by_how_much_and_which_way() -> None:
 
 
 def test_sweep_show_compare_report_and_run_put_the_baseline_beside_the_model(tmp_path: Path) -> None:
-    spec = {"base": tiny_config(trainer={"max_epochs": 1}), "metric": {"name": "val/f1", "goal": "maximize"},
-            "budget": {"n_trials": 1}, "sampler": {"type": "random", "seed": 0},
-            "parameters": {"optim.lr": {"values": [3e-3]}}}  # fmt: skip
+    spec = {
+        "base": tiny_config(trainer={"max_epochs": 1}),
+        "metric": {"name": "val/f1", "goal": "maximize"},
+        "budget": {"n_trials": 1},
+        "sampler": {"type": "random", "seed": 0},
+        "parameters": {"optim.lr": {"values": [3e-3]}},
+    }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec))
     swept = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml")])
     assert swept.exit_code == 0, swept.output
@@ -111,8 +119,12 @@ def test_no_baseline_fits_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         raise AssertionError("the baseline was fitted")
 
     monkeypatch.setattr(baseline, "compute", refuse)
-    spec = {"base": tiny_config(trainer={"max_epochs": 1}), "metric": {"name": "val/f1", "goal": "maximize"},
-            "budget": {"n_trials": 1}, "parameters": {"optim.lr": {"values": [3e-3]}}}  # fmt: skip
+    spec = {
+        "base": tiny_config(trainer={"max_epochs": 1}),
+        "metric": {"name": "val/f1", "goal": "maximize"},
+        "budget": {"n_trials": 1},
+        "parameters": {"optim.lr": {"values": [3e-3]}},
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**spec, "name": "nob"}))
     result = runner.invoke(app, ["sweep", str(tmp_path / "s.yaml"), "--no-baseline"])
     assert result.exit_code == 0, result.output
@@ -121,11 +133,22 @@ def test_no_baseline_fits_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     ("data", "files", "metric", "trivial"),
-    [({"dataset": "electronics_prices"}, ["electronics/electronics_dataset.csv"], "test/rmse", "mean train price"),
-     ({"dataset": "open_bandit", "batch_size": 16}, ["obd/random/all/all.csv", "obd/random/all/item_context.csv"], "test/auc",
-      "train click rate")],
+    [
+        (
+            {"dataset": "electronics_prices"},
+            ["electronics/electronics_dataset.csv"],
+            "test/rmse",
+            "mean train price",
+        ),
+        (
+            {"dataset": "open_bandit", "batch_size": 16},
+            ["obd/random/all/all.csv", "obd/random/all/item_context.csv"],
+            "test/auc",
+            "train click rate",
+        ),
+    ],
     ids=["price", "click-through"],
-)  # fmt: skip
+)
 def test_the_price_and_click_through_baselines_fit_on_fixtures(
     data: dict, files: list[str], metric: str, trivial: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,8 +157,12 @@ def test_the_price_and_click_through_baselines_fit_on_fixtures(
     from experiments.config.registry import TASKS
     from tests.conftest import FIXTURES
 
-    cfg = validate({"data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
-                    "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}})  # fmt: skip
+    cfg = validate(
+        {
+            "data": {"val_fraction": 0.2, "test_fraction": 0.2, "max_length": 32, **data},
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+        }
+    )
     dm = build_datamodule(cfg)
     monkeypatch.setattr(dm, "source_files", lambda: [FIXTURES / f for f in files])
     got = TASKS[cfg.task].baseline_fit()(dm, cfg)

@@ -28,8 +28,14 @@ def evaluate_on_one_device(cfg_raw: dict, weights: Path) -> dict[str, float]:
     dm.setup("fit")
     module = build_module(cfg, dm)
     load_model(module.model, str(weights))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, use_distributed_sampler=False)  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
     (val,) = trainer.validate(module, datamodule=dm, verbose=False)
     return {k: float(v) for k, v in val.items()}
 
@@ -41,15 +47,26 @@ def test_a_three_device_run_writes_one_record_from_rank_0_with_the_metrics_of_on
     val/* (reduced over uneven shards, no padded duplicates) equal the same weights evaluated on one
     device. (The fixture's classes are balanced, so its stratified val split is even; three ranks
     make the shards uneven.)"""
-    raw = tiny_config(data={"val_fraction": 0.15}, trainer={"accelerator": "cpu", "threads": 1},
-                      tracking={"mode": "offline"})  # fmt: skip
+    raw = tiny_config(
+        data={"val_fraction": 0.15},
+        trainer={"accelerator": "cpu", "threads": 1},
+        tracking={"mode": "offline"},
+    )
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(raw))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "experiments.cli", "run", str(path), "--set", "trainer.devices=3"],
-                          capture_output=True, text=True, env={**env, "ECOMLAB_RUNS": str(tmp_path / "runs")},
-                          timeout=600, cwd=tmp_path)  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", str(path), "--set", "trainer.devices=3"],
+        capture_output=True,
+        text=True,
+        env={**env, "ECOMLAB_RUNS": str(tmp_path / "runs")},
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "GLOBAL_RANK: 2, MEMBER: 3/3" in proc.stdout + proc.stderr  # really three processes
     three = {**raw, "trainer": {**raw["trainer"], "devices": 3}}

@@ -61,11 +61,21 @@ def test_a_teacher_that_cannot_teach_this_student_is_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"other data \(data\.split_seed differ\)"):
         train(validate(student(teacher=experiment_id(other_split))))
     with pytest.raises(ConfigError) as err:
-        validate({"data": {"dataset": "pc_prices"}, "distill": {"teacher": "../../etc"},
-                  "model": {"backbone": "tiny", "layers": 1}})  # fmt: skip
+        validate(
+            {
+                "data": {"dataset": "pc_prices"},
+                "distill": {"teacher": "../../etc"},
+                "model": {"backbone": "tiny", "layers": 1},
+            }
+        )
     assert "distill.teacher: must be an experiment id" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        validate({"data": {"dataset": "pc_prices"}, "distill": {"teacher": "0123456789ab"},
-                  "model": {"backbone": "tiny", "layers": 1}})  # fmt: skip
+        validate(
+            {
+                "data": {"dataset": "pc_prices"},
+                "distill": {"teacher": "0123456789ab"},
+                "model": {"backbone": "tiny", "layers": 1},
+            }
+        )
     assert "distill.teacher: task 'price_regression' has no class logits" in str(err.value)
     assert "model.layers: the `tiny` backbone is built with model.tiny.layers" in str(err.value)

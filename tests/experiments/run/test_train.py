@@ -44,15 +44,34 @@ def test_run_through_the_cli_writes_a_complete_record(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"Results of {exp_id}" in result.output and "test/f1" in result.output
     rec = tmp_path / "runs" / exp_id
-    for name in ("config.yaml", "manifest.json", "metrics.json", "metrics.csv", "model.safetensors",
-                 "confusion_matrix.png", "per_class.json"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "manifest.json",
+        "metrics.json",
+        "metrics.csv",
+        "model.safetensors",
+        "confusion_matrix.png",
+        "per_class.json",
+    ):
         assert (rec / name).is_file(), name
     assert not (rec / "checkpoints").exists()
     # the recorded config is complete and runs as is, to the same id
     assert experiment_id(validate(yaml.safe_load((rec / "config.yaml").read_text()))) == exp_id
     metrics = json.loads((rec / "metrics.json").read_text())
-    for key in ("test/acc", "test/acc_top3", "test/f1", "test/precision", "test/recall", "test/loss", "val/f1",
-                "val/threshold", "test/f1_at_threshold", "model/trainable_params", "model/sparsity", "best_epoch"):  # fmt: skip
+    for key in (
+        "test/acc",
+        "test/acc_top3",
+        "test/f1",
+        "test/precision",
+        "test/recall",
+        "test/loss",
+        "val/f1",
+        "val/threshold",
+        "test/f1_at_threshold",
+        "model/trainable_params",
+        "model/sparsity",
+        "best_epoch",
+    ):
         assert key in metrics, key
     # two classes: the threshold is chosen on val and then applied to test (the per-class report is of
     # the thresholded predictions, so its accuracy is the at-threshold one)
@@ -132,8 +151,13 @@ def test_equivalent_needs_other_hardware_and_metrics_within_tolerance(
     from experiments.run.reproduce import Reproduction
 
     changes = [("cpu isa", "AVX2", "AVX512")] if hardware else [("code commit", "a", "b")]
-    r = Reproduction(exp_id="0" * 12, path=Path("."), metrics=[("val/loss", 0.5, metric), ("val/f1", 1.0, 1.0)],
-                     weights=("a" * 64, "b" * 64), setup_changes=changes)  # fmt: skip
+    r = Reproduction(
+        exp_id="0" * 12,
+        path=Path("."),
+        metrics=[("val/loss", 0.5, metric), ("val/f1", 1.0, 1.0)],
+        weights=("a" * 64, "b" * 64),
+        setup_changes=changes,
+    )
     assert not r.identical and r.equivalent is equivalent
 
 
@@ -204,15 +228,20 @@ def test_runs_say_where_their_time_went_and_each_lists_the_packages_listed_once(
     assert requirements[0] == requirements[1] and "torch==" in requirements[1]
 
 
-def test_api_key_never_reaches_a_written_file(tmp_path: Path, asset_cache: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_api_key_never_reaches_a_written_file(
+    tmp_path: Path, asset_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     canary = "ecomlabcanary" + "7" * 27
     monkeypatch.setenv("WANDB_API_KEY", canary)
     cfg = validate(tiny_config(tracking={"mode": "offline"}))
     train(cfg)
     assert os.environ["WANDB_API_KEY"] == canary  # restored for the user's process
-    leaks = [p for root in (tmp_path, asset_cache) for p in root.rglob("*")
-             if p.is_file() and canary.encode() in p.read_bytes()]  # fmt: skip
+    leaks = [
+        p
+        for root in (tmp_path, asset_cache)
+        for p in root.rglob("*")
+        if p.is_file() and canary.encode() in p.read_bytes()
+    ]
     assert leaks == []
     written = sum(1 for p in (tmp_path / "runs").rglob("*") if p.is_file())
     assert written > 10  # the check looked at a real record
@@ -255,8 +284,11 @@ def test_pruning_ratio_half_leaves_half_zeros(tmp_path: Path) -> None:
 
 
 def test_lora_trains_only_adapter_and_head_weights(tmp_path: Path) -> None:
-    cfg = validate(tiny_config(peft={"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
-                               trainer={"max_epochs": 1}))  # fmt: skip
+    cfg = validate(
+        tiny_config(
+            peft={"r": 4, "alpha": 8, "target_modules": ["query", "value"]}, trainer={"max_epochs": 1}
+        )
+    )
     # the same seed gives the same initial weights that train() starts from
     import lightning.pytorch as pl
 

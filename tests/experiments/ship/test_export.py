@@ -58,8 +58,14 @@ def test_a_lora_text_run_exports_a_plain_hugging_face_folder(tmp_path: Path) -> 
     with torch.inference_mode():
         expected = torch.softmax(module.forward_batch(batch), -1)
     texts = dm.prepared().texts["test"][:8]
-    proc = subprocess.run([sys.executable, "-c", PLAIN_TRANSFORMERS, str(out)], input=json.dumps(texts),
-                          capture_output=True, text=True, check=True, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_TRANSFORMERS, str(out)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     plain = json.loads(proc.stdout.strip().splitlines()[-1])
     torch.testing.assert_close(torch.tensor(plain["probs"]), expected, rtol=1e-5, atol=1e-6)
     assert plain["id2label"] == {"0": "negative", "1": "positive"}
@@ -121,21 +127,37 @@ def test_a_price_run_exports_weights_and_statistics_for_load_model(
     from datamodules.electronics_prices import ElectronicsPricesData
     from datamodules.price_data import unpack
 
-    monkeypatch.setattr(ElectronicsPricesData, "source_files",
-                        lambda self: [FIXTURES / "electronics" / "electronics_dataset.csv"])  # fmt: skip
+    monkeypatch.setattr(
+        ElectronicsPricesData,
+        "source_files",
+        lambda self: [FIXTURES / "electronics" / "electronics_dataset.csv"],
+    )
     runs = tmp_path / "runs"
-    exp_id, dm, module = _trained({"data": {"dataset": "electronics_prices", "max_length": 32, "batch_size": 8,
-                                            "val_fraction": 0.2, "test_fraction": 0.2},
-                                   "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
-                                   "peft": {"r": 2}, "trainer": {"max_epochs": 1},
-                                   "tracking": {"mode": "disabled"}}, runs)  # fmt: skip
+    exp_id, dm, module = _trained(
+        {
+            "data": {
+                "dataset": "electronics_prices",
+                "max_length": 32,
+                "batch_size": 8,
+                "val_fraction": 0.2,
+                "test_fraction": 0.2,
+            },
+            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+            "peft": {"r": 2},
+            "trainer": {"max_epochs": 1},
+            "tracking": {"mode": "disabled"},
+        },
+        runs,
+    )
     out = tmp_path / "price"
     result = export_run(exp_id, out, runs)
     assert {"model.safetensors", "ecomlab.json", "README.md", "encoder"} <= {p.name for p in out.iterdir()}
     prep = dm.prepared()
     features = list(dm.meta["features"])
-    rows = [{"text": t, **dict(zip(features, unpack([lab])[0, 1:].tolist()))}
-            for t, lab in zip(prep.texts["test"][:6], prep.labels["test"][:6])]  # fmt: skip
+    rows = [
+        {"text": t, **dict(zip(features, unpack([lab])[0, 1:].tolist()))}
+        for t, lab in zip(prep.texts["test"][:6], prep.labels["test"][:6])
+    ]
     with torch.inference_mode():
         expected = module.forward_batch(dm.splits["test"].collate(list(range(6))))
     got = [a["price"] for a in load_model(out).predict(rows)]
@@ -157,17 +179,26 @@ def test_a_click_through_run_serves_raw_feature_rows(tmp_path: Path, monkeypatch
         OpenBanditData, "source_files", lambda self: [obd / "all.csv", obd / "item_context.csv"]
     )
     runs = tmp_path / "runs"
-    exp_id, dm, module = _trained({"data": {"dataset": "open_bandit", "batch_size": 16},
-                                   "trainer": {"max_epochs": 1}, "tracking": {"mode": "disabled"}}, runs)  # fmt: skip
+    exp_id, dm, module = _trained(
+        {
+            "data": {"dataset": "open_bandit", "batch_size": 16},
+            "trainer": {"max_epochs": 1},
+            "tracking": {"mode": "disabled"},
+        },
+        runs,
+    )
     out = tmp_path / "ctr"
     export_run(exp_id, out, runs, onnx=True)
     rows, _ = dm.cfg.read_rows(dm.source_files())
     rows = rows[:10]
     meta = dm.meta
     # by hand: each category through the train split's vocabulary (0 = unseen), numbers as they are
-    batch = {"categorical": torch.tensor([[meta["vocab"][c].get(str(r[c]), 0) for c in meta["categorical"]]
-                                          for r in rows]),
-             "numeric": torch.tensor([[float(r[c]) for c in meta["numeric"]] for r in rows])}  # fmt: skip
+    batch = {
+        "categorical": torch.tensor(
+            [[meta["vocab"][c].get(str(r[c]), 0) for c in meta["categorical"]] for r in rows]
+        ),
+        "numeric": torch.tensor([[float(r[c]) for c in meta["numeric"]] for r in rows]),
+    }
     with torch.inference_mode():
         expected = torch.sigmoid(module.forward_batch(batch))
     for runtime in ("torch", "onnx"):
@@ -195,10 +226,16 @@ def test_a_study_exports_its_best_trial_a_chosen_one_or_its_pareto_front(tmp_pat
     dist = {"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
     for (value, latency), exp_id, lr in zip([(0.6, 2.0), (0.8, 3.0)], ids, (3e-3, 1e-3)):
         attrs = {"experiment_id": exp_id}
-        single.add_trial(optuna.trial.create_trial(params={"optim.lr": lr}, distributions=dist, value=value,
-                                                   user_attrs=attrs))  # fmt: skip
-        multi.add_trial(optuna.trial.create_trial(params={"optim.lr": lr}, distributions=dist,
-                                                  values=[value, latency], user_attrs=attrs))  # fmt: skip
+        single.add_trial(
+            optuna.trial.create_trial(
+                params={"optim.lr": lr}, distributions=dist, value=value, user_attrs=attrs
+            )
+        )
+        multi.add_trial(
+            optuna.trial.create_trial(
+                params={"optim.lr": lr}, distributions=dist, values=[value, latency], user_attrs=attrs
+            )
+        )
 
     from typer.testing import CliRunner
 
@@ -215,8 +252,10 @@ def test_a_study_exports_its_best_trial_a_chosen_one_or_its_pareto_front(tmp_pat
     assert json.loads((tmp_path / "best" / "ecomlab.json").read_text())["experiment_id"] == ids[1]
     assert refused(cli("two"), "--pareto")
     assert cli("two", "--pareto", "--out", "front").exit_code == 0
-    exported = {p.name: json.loads((p / "ecomlab.json").read_text())["experiment_id"]
-                for p in (tmp_path / "front").iterdir()}  # fmt: skip
+    exported = {
+        p.name: json.loads((p / "ecomlab.json").read_text())["experiment_id"]
+        for p in (tmp_path / "front").iterdir()
+    }
     assert exported == {"trial-0": ids[0], "trial-1": ids[1]}  # neither dominates the other
     assert cli("one", "--trial", "0", "--out", "chosen").exit_code == 0
     assert json.loads((tmp_path / "chosen" / "ecomlab.json").read_text())["experiment_id"] == ids[0]
@@ -272,7 +311,13 @@ def test_compression_knobs_are_refused_where_they_cannot_apply() -> None:
     from experiments.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
-        validate({"data": {"dataset": "open_bandit"}, "prune": {"ffn": 0.5}, "compress": {"int8": True},
-                  "trainer": {"devices": 2}})  # fmt: skip
+        validate(
+            {
+                "data": {"dataset": "open_bandit"},
+                "prune": {"ffn": 0.5},
+                "compress": {"int8": True},
+                "trainer": {"devices": 2},
+            }
+        )
     assert "prune.ffn: task 'click_through' has no transformer FFN" in str(err.value)
     assert "compress.int8: dynamic int8 runs on one CPU device" in str(err.value)

@@ -41,9 +41,24 @@ def exported(tmp_path_factory: pytest.TempPathFactory, asset_cache: Path) -> Pat
 @pytest.fixture(scope="module")
 def server(exported: Path) -> Iterator[tuple[int, subprocess.Popen]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "serve", str(exported), "--port", str(port),
-                             "--max-batch", "64", "--max-wait-ms", str(MAX_WAIT_MS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "serve",
+            str(exported),
+            "--port",
+            str(port),
+            "--max-batch",
+            "64",
+            "--max-wait-ms",
+            str(MAX_WAIT_MS),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 120
     while True:
         try:
@@ -61,8 +76,9 @@ def server(exported: Path) -> Iterator[tuple[int, subprocess.Popen]]:
         proc.wait()
 
 
-def _request(port: int, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict]:  # fmt: skip
+def _request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -160,8 +176,10 @@ def test_sigterm_finishes_the_request_in_flight(server) -> None:
     port, proc = server
     body = json.dumps({"texts": ["in flight"]}).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+        s.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
         time.sleep(0.3)  # the request waits in the batcher (max-wait 1 s) when the signal comes
         proc.send_signal(signal.SIGTERM)
         assert " 200 " in status_line(s)

@@ -28,7 +28,7 @@ def ddp_sweep(tmp_path: Path, **overrides: Any) -> Path:
         "base": tiny_config(
             data={"batch_size": 8},
             trainer={"max_epochs": 2, "accelerator": "cpu", "devices": 2, "threads": 1},
-        ),  # fmt: skip
+        ),
         "metric": {"name": "val/loss", "goal": "minimize"},
         "budget": {"n_trials": 2},
         "sampler": {"type": "random", "seed": 3},
@@ -63,8 +63,14 @@ def test_a_two_device_sweep_runs_one_trial_per_group_and_prunes_on_rank_0(tmp_pa
     pre = open_study(load_sweep(path), tmp_path / "runs", sampling=False)[0]
     pre.enqueue_trial({"optim.lr": 1e-9})  # barely moves: completes
     pre.enqueue_trial({"optim.lr": 0.5})  # diverges in its first epoch: the median pruner stops it
-    proc = subprocess.run([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")], env=clean_env(),
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 worker(s) of 2 ranks (DDP)" in proc.stdout
     trials = study(tmp_path).get_trials()
@@ -122,8 +128,14 @@ def test_a_rank_that_raises_fails_the_trial_without_a_hang(tmp_path: Path) -> No
     path = ddp_sweep(tmp_path, budget={"n_trials": 1}, pruner={"type": "none"})
     env = clean_env(PYTHONPATH=f"{hook}:{Path(__file__).parents[3]}", BOOM_MARKER=str(tmp_path / "boomed"))
     start = time.time()
-    proc = subprocess.run([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "boomed").exists()
     trials = study(tmp_path).get_trials()
@@ -133,11 +145,22 @@ def test_a_rank_that_raises_fails_the_trial_without_a_hang(tmp_path: Path) -> No
 
 
 def test_killing_the_monitor_stops_every_rank_and_queues_the_trial_again(tmp_path: Path) -> None:
-    path = ddp_sweep(tmp_path, budget={"n_trials": 1}, pruner={"type": "none"},
-                     base=tiny_config(data={"batch_size": 2}, trainer={"max_epochs": 30, "patience": 30,
-                                      "accelerator": "cpu", "devices": 2, "threads": 1}))  # fmt: skip
-    monitor = subprocess.Popen([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
-                               env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+    path = ddp_sweep(
+        tmp_path,
+        budget={"n_trials": 1},
+        pruner={"type": "none"},
+        base=tiny_config(
+            data={"batch_size": 2},
+            trainer={"max_epochs": 30, "patience": 30, "accelerator": "cpu", "devices": 2, "threads": 1},
+        ),
+    )
+    monitor = subprocess.Popen(
+        [ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     storage = default_storage_url(tmp_path / "runs")
     training_trial(tmp_path, storage)
     ranks = worker_pids(path)
@@ -186,12 +209,23 @@ def alive(pid: int) -> bool:
 
 def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_path: Path) -> None:
     # 8 epochs, so that on a loaded machine the kill still lands mid-fit, not after the trial ended
-    path = ddp_sweep(tmp_path, budget={"n_trials": 1}, pruner={"type": "none"},
-                     base=tiny_config(data={"batch_size": 2}, trainer={"max_epochs": 8, "patience": 8,
-                                      "accelerator": "cpu", "devices": 2, "threads": 1}))  # fmt: skip
-    monitor = subprocess.Popen([ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
-                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               cwd=tmp_path)  # fmt: skip
+    path = ddp_sweep(
+        tmp_path,
+        budget={"n_trials": 1},
+        pruner={"type": "none"},
+        base=tiny_config(
+            data={"batch_size": 2},
+            trainer={"max_epochs": 8, "patience": 8, "accelerator": "cpu", "devices": 2, "threads": 1},
+        ),
+    )
+    monitor = subprocess.Popen(
+        [ECOMLAB, "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
     storage = default_storage_url(tmp_path / "runs")
     running = training_trial(tmp_path, storage)
     victim = [p for p in worker_pids(path) if p != running.user_attrs["pid"]]  # rank 1

@@ -33,7 +33,7 @@ def write_sweep(where: Path, n_trials: int, epochs: int = 2) -> Path:
         "name": "shared",
         "base": tiny_config(
             data={"batch_size": 8}, trainer={"max_epochs": epochs, "threads": 1}, tracking={"mode": "offline"}
-        ),  # fmt: skip
+        ),
         "metric": {"name": "val/f1", "goal": "maximize"},
         "budget": {"n_trials": n_trials},
         "sampler": {"type": "random", "seed": 0},  # every machine's file has the same seed
@@ -48,8 +48,9 @@ def write_sweep(where: Path, n_trials: int, epochs: int = 2) -> Path:
 
 def start(where: Path, *args: str, **env: str) -> subprocess.Popen:
     full = {**os.environ, "ECOMLAB_RUNS": str(where / "runs"), **env}
-    return subprocess.Popen([ECOMLAB, *args], cwd=where, env=full, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [ECOMLAB, *args], cwd=where, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def run(where: Path, *args: str, **env: str) -> str:
@@ -126,8 +127,10 @@ def test_two_machines_on_one_sqlite_file_start_exactly_the_budget(tmp_path: Path
     db.parent.mkdir()
     url = f"sqlite:///{db}"
     a, b, c = machine(tmp_path, "a"), machine(tmp_path, "b"), machine(tmp_path, "c")
-    procs = [start(m, "sweep", str(write_sweep(m, 3)), "--storage", url, "--artifacts", str(tmp_path / "art"))
-             for m in (a, b)]  # fmt: skip
+    procs = [
+        start(m, "sweep", str(write_sweep(m, 3)), "--storage", url, "--artifacts", str(tmp_path / "art"))
+        for m in (a, b)
+    ]
     for p in procs:
         out, _ = p.communicate(timeout=600)
         assert p.returncode == 0, out[-4000:]

@@ -63,8 +63,13 @@ def sweep_cli(*args: str) -> Any:
 def start_sweep(path: Path, tmp_path: Path) -> subprocess.Popen:
     """`ecomlab sweep` as a separate process, as a user starts it in a terminal."""
     exe = Path(sys.executable).parent / "ecomlab"
-    return subprocess.Popen([str(exe), "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))  # fmt: skip
+    return subprocess.Popen(
+        [str(exe), "sweep", str(path), "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def wait_for_running_trial(storage: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
@@ -133,10 +138,12 @@ def test_rerunning_resumes_without_repeating_finished_trials(tmp_path: Path) -> 
 
 def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
     path = write_sweep(
-        tmp_path, metric={"name": "val/loss", "goal": "minimize"}, budget={"n_trials": 2},
+        tmp_path,
+        metric={"name": "val/loss", "goal": "minimize"},
+        budget={"n_trials": 2},
         pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
         parameters={"optim.lr": {"type": "float", "low": 1e-9, "high": 1.0, "log": True}},
-    )  # fmt: skip
+    )
     sw = load_sweep(path)
     study = open_study(sw, tmp_path / "runs", sampling=False)[0]
     study.enqueue_trial({"optim.lr": 1e-9})  # barely moves: loss stays near ln 2
@@ -179,8 +186,9 @@ def fake_gpus(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
 
 
-def test_two_workers_share_the_budget_without_running_a_trial_twice(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_two_workers_share_the_budget_without_running_a_trial_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_gpus(monkeypatch, 2)
     path = write_sweep(tmp_path, budget={"n_trials": 4})
     result = sweep_cli(str(path), "--workers", "2")
@@ -215,9 +223,13 @@ def test_devices_per_trial_follow_the_base_config(tmp_path: Path, monkeypatch: p
 )  # MariaDB: the 3-trial test
 def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path, storage_url: str | None) -> None:
     # a budget of one: the killed trial's retry is what completes it
-    path = write_sweep(tmp_path, budget={"n_trials": 1}, base=tiny_config(data={"batch_size": 4},
-                       trainer={"max_epochs": 4}), faults={"heartbeat_interval": 1, "grace_period": 3},
-                       storage=storage_url)  # fmt: skip
+    path = write_sweep(
+        tmp_path,
+        budget={"n_trials": 1},
+        base=tiny_config(data={"batch_size": 4}, trainer={"max_epochs": 4}),
+        faults={"heartbeat_interval": 1, "grace_period": 3},
+        storage=storage_url,
+    )
     proc = start_sweep(path, tmp_path)
     storage = storage_url or default_storage_url(tmp_path / "runs")
     victim = wait_for_running_trial(storage)
@@ -252,21 +264,25 @@ def test_every_shipped_sweep_validates() -> None:
 
 def test_a_wandb_sweep_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "wandb.yaml"
-    path.write_text(yaml.safe_dump({
-        "program": "train.py",
-        "method": "bayes",
-        "metric": {"name": "val/f1", "goal": "maximize"},
-        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
-        "base": tiny_config(),
-        "parameters": {
-            "optim.lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
-            "optim.warmup": {"distribution": "uniform", "min": 0.0, "max": 0.2},
-            "peft.r": {"distribution": "int_uniform", "min": 0, "max": 8},
-            "prune.ratio": {"distribution": "q_uniform", "min": 0.0, "max": 0.5, "q": 0.1},
-            "model.hidden_dropout": {"values": [0.0, 0.1]},
-            "seed": {"value": 3},
-        },
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "program": "train.py",
+                "method": "bayes",
+                "metric": {"name": "val/f1", "goal": "maximize"},
+                "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+                "base": tiny_config(),
+                "parameters": {
+                    "optim.lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
+                    "optim.warmup": {"distribution": "uniform", "min": 0.0, "max": 0.2},
+                    "peft.r": {"distribution": "int_uniform", "min": 0, "max": 8},
+                    "prune.ratio": {"distribution": "q_uniform", "min": 0.0, "max": 0.5, "q": 0.1},
+                    "model.hidden_dropout": {"values": [0.0, 0.1]},
+                    "seed": {"value": 3},
+                },
+            }
+        )
+    )
     sw = load_sweep(path)
     p = {x.path: x for x in sw.params}
     assert (p["optim.lr"].kind, p["optim.lr"].log, p["optim.lr"].low) == ("float", True, 1e-5)
@@ -340,13 +356,20 @@ def test_bad_sweep_files_give_their_error_before_any_trial(
 
 
 def test_all_mistakes_are_reported_at_once(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, metric={"name": "val/auc"}, parameters={
-        "optim.lr": {"type": "float", "low": 1.0, "high": 0.1},
-        "optim.nope": {"values": [1]},
-        "peft.r": {"values": [-3]},
-    })  # fmt: skip
-    proc = subprocess.run([str(Path(sys.executable).parent / "ecomlab"), "sweep", str(path), "--dry-run"],
-                          capture_output=True, text=True)  # fmt: skip
+    path = write_sweep(
+        tmp_path,
+        metric={"name": "val/auc"},
+        parameters={
+            "optim.lr": {"type": "float", "low": 1.0, "high": 0.1},
+            "optim.nope": {"values": [1]},
+            "peft.r": {"values": [-3]},
+        },
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ecomlab"), "sweep", str(path), "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "4 config problem(s)" in proc.stderr
     for needle in ("metric.name", "parameters.optim.lr", "parameters.optim.nope", "parameters.peft.r"):
@@ -386,8 +409,9 @@ def test_best_export_reruns_to_the_same_experiment_id(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4},
-                       trainer={"max_epochs": 4}))  # fmt: skip
+    path = write_sweep(
+        tmp_path, budget={"n_trials": 2}, base=tiny_config(data={"batch_size": 4}, trainer={"max_epochs": 4})
+    )
     proc = start_sweep(path, tmp_path)
     storage = default_storage_url(tmp_path / "runs")
     wait_for_running_trial(storage)
@@ -403,9 +427,16 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path) -> None:
 
 
 def test_multi_objective_sweep_shows_its_pareto_front(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, metric=None, budget={"n_trials": 2}, sampler={"seed": 1},
-                       metrics=[{"name": "val/f1", "goal": "maximize"},
-                                {"name": "model/trainable_params", "goal": "minimize"}])  # fmt: skip
+    path = write_sweep(
+        tmp_path,
+        metric=None,
+        budget={"n_trials": 2},
+        sampler={"seed": 1},
+        metrics=[
+            {"name": "val/f1", "goal": "maximize"},
+            {"name": "model/trainable_params", "goal": "minimize"},
+        ],
+    )
     sw = load_sweep(path)
     assert sw.spec.sampler.type == "nsga2" and sw.spec.pruner.type == "none"
     result = sweep_cli(str(path))
@@ -430,8 +461,20 @@ def test_every_sampler_can_be_built(tmp_path: Path, kind: str) -> None:
     params = {"optim.lr": {"values": [1e-4, 1e-3]}, "peft.r": {"type": "int", "low": 0, "high": 8, "step": 4}}
     sw = load_sweep(write_sweep(tmp_path, sampler={"type": kind, "seed": 0}, parameters=params))
     sampler = build_sampler(sw, sw.spec.sampler.seed)
-    assert type(sampler).__name__.lower().startswith({"tpe": "tpe", "random": "random", "gp": "gp", "cmaes": "cmaes",
-                                                      "nsga2": "nsgaii", "grid": "grid"}[kind])  # fmt: skip
+    assert (
+        type(sampler)
+        .__name__.lower()
+        .startswith(
+            {
+                "tpe": "tpe",
+                "random": "random",
+                "gp": "gp",
+                "cmaes": "cmaes",
+                "nsga2": "nsgaii",
+                "grid": "grid",
+            }[kind]
+        )
+    )
     if kind == "grid":
         assert grid_space(sw.searched) == {"optim.lr": [1e-4, 1e-3], "peft.r": [0, 4, 8]}
 
@@ -482,8 +525,11 @@ def test_the_pruner_check_reads_epochs_pinned_in_parameters(tmp_path: Path) -> N
     assert sw.spec.pruner.type == "hyperband" and sw.spec.pruner.min_resource == 2
     searched = {**wandb_style["parameters"], "trainer.max_epochs": {"values": [1, 2, 6]}}
     assert load_sweep(write_sweep(tmp_path, "searched", **{**wandb_style, "parameters": searched}))
-    too_few = {**wandb_style, "base": tiny_config(trainer={"max_epochs": 8}),
-               "parameters": {**wandb_style["parameters"], "trainer.max_epochs": {"value": 2}}}  # fmt: skip
+    too_few = {
+        **wandb_style,
+        "base": tiny_config(trainer={"max_epochs": 8}),
+        "parameters": {**wandb_style["parameters"], "trainer.max_epochs": {"value": 2}},
+    }
     with pytest.raises(ConfigError) as exc:
         load_sweep(write_sweep(tmp_path, "too_few", **too_few))
     assert any("pruner.min_resource: 2 is not below the trials' 2 epochs" in p for p in exc.value.problems)

@@ -23,24 +23,29 @@ def write(tmp_path: Path, spec: dict[str, Any], name: str = "wandb") -> Path:
 
 def test_the_w_and_b_docs_example_loads_as_is(tmp_path: Path) -> None:
     """In the spirit of W&B's "Define a sweep configuration" page, with ecomlab's own metric and keys."""
-    sw = load_sweep(write(tmp_path, {
-        "program": "train.py",
-        "name": "sweepdemo",
-        "description": "learning rate and batch size",
-        "project": "shop-reviews",
-        "entity": "my-team",
-        "method": "bayes",
-        "metric": {"goal": "minimize", "name": "val/loss"},
-        "parameters": {
-            "optim.lr": {"min": 0.0001, "max": 0.1},
-            "data.batch_size": {"values": [16, 32, 64]},
-            "trainer.max_epochs": {"values": [2, 3]},
-            "optim.schedule": {"values": ["linear", "cosine"]},
-        },
-        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
-        "command": ["${env}", "python", "${program}", "${args}"],
-        "run_cap": 5,
-    }))  # fmt: skip
+    sw = load_sweep(
+        write(
+            tmp_path,
+            {
+                "program": "train.py",
+                "name": "sweepdemo",
+                "description": "learning rate and batch size",
+                "project": "shop-reviews",
+                "entity": "my-team",
+                "method": "bayes",
+                "metric": {"goal": "minimize", "name": "val/loss"},
+                "parameters": {
+                    "optim.lr": {"min": 0.0001, "max": 0.1},
+                    "data.batch_size": {"values": [16, 32, 64]},
+                    "trainer.max_epochs": {"values": [2, 3]},
+                    "optim.schedule": {"values": ["linear", "cosine"]},
+                },
+                "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+                "command": ["${env}", "python", "${program}", "${args}"],
+                "run_cap": 5,
+            },
+        )
+    )
     assert sw.name == "sweepdemo" and sw.spec.project == "shop-reviews" and sw.spec.entity == "my-team"
     assert (
         sw.spec.sampler.type == "tpe"
@@ -76,17 +81,33 @@ DISTRIBUTIONS = {
     "beta": ({"a": 2.0, "b": 5.0}, ("float", 0.0, 1.0, False, None, True)),
     "q_beta": ({"q": 0.1}, ("float", 0.0, 1.0, False, 0.1, False)),
 }
-TARGET = {"log_uniform": "optim.lr", "log_uniform_values": "optim.lr", "q_log_uniform": "optim.lr",
-          "q_log_uniform_values": "optim.lr", "inv_log_uniform": "optim.lr", "inv_log_uniform_values": "optim.lr",
-          "log_normal": "optim.lr", "q_log_normal": "optim.lr", "int_uniform": "model.freeze_layers"}  # fmt: skip
+TARGET = {
+    "log_uniform": "optim.lr",
+    "log_uniform_values": "optim.lr",
+    "q_log_uniform": "optim.lr",
+    "q_log_uniform_values": "optim.lr",
+    "inv_log_uniform": "optim.lr",
+    "inv_log_uniform_values": "optim.lr",
+    "log_normal": "optim.lr",
+    "q_log_normal": "optim.lr",
+    "int_uniform": "model.freeze_layers",
+}
 
 
 @pytest.mark.parametrize("dist", sorted(DISTRIBUTIONS))
 def test_every_w_and_b_distribution_maps_to_the_nearest_optuna_one(dist: str, tmp_path: Path) -> None:
     values, (kind, low, high, log, step, approximated) = DISTRIBUTIONS[dist]
     path = TARGET.get(dist, "optim.weight_decay")
-    sw = load_sweep(write(tmp_path, {"method": "random", "metric": {"name": "val/f1", "goal": "maximize"},
-                                     "parameters": {path: {"distribution": dist, **values}}}))  # fmt: skip
+    sw = load_sweep(
+        write(
+            tmp_path,
+            {
+                "method": "random",
+                "metric": {"name": "val/f1", "goal": "maximize"},
+                "parameters": {path: {"distribution": dist, **values}},
+            },
+        )
+    )
     (p,) = sw.params
     assert p.kind == kind
     if low is not None:
@@ -97,13 +118,24 @@ def test_every_w_and_b_distribution_maps_to_the_nearest_optuna_one(dist: str, tm
 
 
 def test_nested_parameters_and_the_default_goal(tmp_path: Path) -> None:
-    sw = load_sweep(write(tmp_path, {
-        "method": "random",
-        "metric": {"name": "val/loss"},  # W&B's default goal: minimize
-        "parameters": {"optim": {"parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-4,
-                                                       "max": 1e-2}, "warmup": {"value": 0.0}}},
-                       "model": {"parameters": {"tiny": {"parameters": {"layers": {"values": [1, 2]}}}}}},
-    }))  # fmt: skip
+    sw = load_sweep(
+        write(
+            tmp_path,
+            {
+                "method": "random",
+                "metric": {"name": "val/loss"},  # W&B's default goal: minimize
+                "parameters": {
+                    "optim": {
+                        "parameters": {
+                            "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+                            "warmup": {"value": 0.0},
+                        }
+                    },
+                    "model": {"parameters": {"tiny": {"parameters": {"layers": {"values": [1, 2]}}}}},
+                },
+            },
+        )
+    )
     assert {p.path for p in sw.params} == {"optim.lr", "optim.warmup", "model.tiny.layers"}
     assert sw.objectives[0].goal == "minimize" and any("minimize (W&B's default)" in n for n in sw.notes)
     native = load_sweep(
@@ -113,12 +145,18 @@ def test_nested_parameters_and_the_default_goal(tmp_path: Path) -> None:
 
 
 def test_hyperband_max_iter_with_s_and_strict(tmp_path: Path) -> None:
-    sw = load_sweep(write(tmp_path, {
-        "method": "random", "metric": {"name": "val/f1", "goal": "maximize"},
-        "base": tiny_config(trainer={"max_epochs": 27}),
-        "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3, "strict": True},
-        "parameters": {"optim.lr": {"min": 1e-4, "max": 1e-2}},
-    }))  # fmt: skip
+    sw = load_sweep(
+        write(
+            tmp_path,
+            {
+                "method": "random",
+                "metric": {"name": "val/f1", "goal": "maximize"},
+                "base": tiny_config(trainer={"max_epochs": 27}),
+                "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3, "strict": True},
+                "parameters": {"optim.lr": {"min": 1e-4, "max": 1e-2}},
+            },
+        )
+    )
     assert (sw.spec.pruner.min_resource, sw.spec.pruner.max_resource, sw.spec.pruner.reduction_factor) == (
         3,
         27,
@@ -129,13 +167,22 @@ def test_hyperband_max_iter_with_s_and_strict(tmp_path: Path) -> None:
 
 def test_w_and_b_mistakes_are_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_sweep(write(tmp_path, {
-            "method": "random", "run_cap": 3, "budget": {"n_trials": 4},
-            "metric": {"name": "val/f1", "goal": "maximize"},
-            "parameters": {"optim.lr": {"distribution": "gamma", "min": 1}, "optim.warmup": {"distribution": "normal",
-                                                                                              "sigma": -1},
-                           "model.hidden_dropout": {"distribution": "uniform", "min": 0.1}},
-        }))  # fmt: skip
+        load_sweep(
+            write(
+                tmp_path,
+                {
+                    "method": "random",
+                    "run_cap": 3,
+                    "budget": {"n_trials": 4},
+                    "metric": {"name": "val/f1", "goal": "maximize"},
+                    "parameters": {
+                        "optim.lr": {"distribution": "gamma", "min": 1},
+                        "optim.warmup": {"distribution": "normal", "sigma": -1},
+                        "model.hidden_dropout": {"distribution": "uniform", "min": 0.1},
+                    },
+                },
+            )
+        )
     found = exc.value.problems
     assert any("run_cap" in p for p in found)
     assert any(
@@ -153,9 +200,16 @@ def test_metric_target_stops_new_trials_once_reached(tmp_path: Path) -> None:
 
     from experiments.sweep.worker import run_worker
 
-    path = write(tmp_path, {"method": "random", "metric": {"name": "val/f1", "goal": "maximize", "target": 0.0},
-                            "base": tiny_config(data={"batch_size": 8}, trainer={"max_epochs": 1}),
-                            "run_cap": 3, "parameters": {"optim.lr": {"min": 1e-3, "max": 1e-2}}})  # fmt: skip
+    path = write(
+        tmp_path,
+        {
+            "method": "random",
+            "metric": {"name": "val/f1", "goal": "maximize", "target": 0.0},
+            "base": tiny_config(data={"batch_size": 8}, trainer={"max_epochs": 1}),
+            "run_cap": 3,
+            "parameters": {"optim.lr": {"min": 1e-3, "max": 1e-2}},
+        },
+    )
     ran = run_worker(path, tmp_path / "runs", 0, None, console=Console(quiet=True))
     assert ran == 1
     study = optuna.load_study(study_name="wandb", storage=f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}")
