@@ -93,8 +93,13 @@ def _study_records(
             f"{hint} (`ecomlab runs` and `ecomlab study list` show what there is.)"
         )
     study = optuna.load_study(study_name=name, storage=storage(url))
-    if record_store.fetch_study(study, runs_root):  # records of trials that ran on other machines
+    fetched = record_store.fetch_study(study, runs_root)  # records of trials that ran on other machines
+    if fetched.from_artifacts or fetched.from_storage:
         known_ids = [r.exp_id for r in run_record.list_records(runs_root)]
+    if why := fetched.say_unreachable():
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]{why}[/]", highlight=False)
     ids = [t.user_attrs.get("experiment_id") for t in study.get_trials(deepcopy=False)]
     return study, [run_record.read(runs_root, i) for i in ids if i in known_ids]
 

@@ -53,7 +53,7 @@ def main() -> None:
         code = exc.code
     except EcomlabError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        code = 2
+        code = getattr(exc, "exit_code", 2)  # 3: a sweep that ended short of its budget
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/]")
         code = 130

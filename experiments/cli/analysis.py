@@ -55,7 +55,12 @@ def compare(
     root = run_record.runs_root(runs_dir)
     records, studies = resolve(targets, root, use_storage(storage))
     if not records:
-        console.print("No completed runs to compare.")
+        finished = sum(t.state.name == "COMPLETE" for st in studies for t in st.get_trials(deepcopy=False))
+        console.print(
+            f"Nothing to compare: the {finished} finished trial(s) have no record here or in the storage (above)."
+            if finished
+            else "No completed runs to compare."
+        )
         return
     patterns = [p.strip() for p in metrics.split(",") if p.strip()] if metrics else None
     columns, rows = table_rows(

@@ -1,6 +1,9 @@
-"""Run records every machine can read: each sweep trial's record goes to an Optuna artifact store.
+"""Run records every machine can read, with nothing to set up: each finished sweep trial keeps what
+`compare`, `study show`, `report`, `study best --export` and `reproduce` need (its config, manifest
+and metrics) in the Optuna storage itself, as trial user attributes; with an artifact store, its files
+(weights on request, curves, plots) go there too.
 
-The store is Optuna's own (`optuna.artifacts`): `FileSystemArtifactStore` on a folder every machine
+The artifact store is Optuna's own (`optuna.artifacts`): `FileSystemArtifactStore` on a folder every machine
 mounts, or `Boto3ArtifactStore` for `s3://bucket` (credentials from boto3's usual places, never from
 ecomlab). Each file of a trial's record is one artifact of its trial (so optuna-dashboard lists them
 too); the store's location is kept on the study (`user_attrs["artifacts"]`), so a machine that ran
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,30 +103,136 @@ def fetch_trial(store: Any, study: Any, trial: Any, runs_root: Path) -> bool:
     return True
 
 
-def fetch_study(study: Any, runs_root: Path, override: str | None = None) -> int:
-    """Fetch every record of the study missing here; returns how many were fetched. A record that
-    cannot be fetched (the store is not mounted here, an artifact is gone) is reported and skipped:
-    the rest of the study is still shown."""
-    store = study_store(study, override)
-    if store is None:
-        return 0
-    fetched = 0
-    for t in study.get_trials(deepcopy=False):
-        try:
-            fetched += fetch_trial(store, study, t, runs_root)
-        except Exception as exc:  # noqa: BLE001 - one missing record must not hide the others
-            from rich.console import Console
+# The record kept in the storage: one user attribute per file, each below what a MySQL TEXT column
+# holds (64 KiB), so any RDB storage keeps it whole.
+RECORD_ATTRS = {
+    "config.yaml": "record:config",
+    "manifest.json": "record:manifest",
+    "metrics.json": "record:metrics",
+}
+MAX_ATTR_CHARS = 60_000
+# manifest keys dropped (largest first) when a manifest is too large for one attribute
+BULKY = (("data", "cleaning"), ("environment", "packages"), ("code", "untracked_files"))
 
-            Console(stderr=True).print(
-                f"[yellow]skipped:[/] trial {t.number}'s record could not be fetched from the artifact store "
-                f"{study.user_attrs.get(STUDY_ATTR)!r}: {type(exc).__name__}: {exc}",
-                highlight=False,
-            )
-    return fetched
+
+def _fitting(part: dict[str, Any]) -> dict[str, Any]:
+    """`part` as is, or without its bulkiest entries (named under `truncated`) until it fits."""
+    import copy
+    import json
+
+    if len(json.dumps(part, default=str)) <= MAX_ATTR_CHARS:
+        return part
+    part, dropped = copy.deepcopy(part), []
+    for outer, inner in BULKY:
+        if isinstance(part.get(outer), dict) and inner in part[outer]:
+            del part[outer][inner]
+            dropped.append(f"{outer}.{inner}")
+            if len(json.dumps(part, default=str)) <= MAX_ATTR_CHARS:
+                break
+    part["truncated"] = dropped
+    return part
+
+
+def keep_in_storage(trial: Any, rec_dir: Path) -> list[str]:
+    """Keep a finished trial's config, manifest and metrics on the trial itself (its files stay where
+    they were written); returns the files kept. A pruned trial has no metrics.json to keep."""
+    rec = run_record.read_dir(rec_dir)
+    parts = {"config.yaml": rec.config, "manifest.json": rec.manifest, "metrics.json": rec.metrics}
+    kept = []
+    for name, value in parts.items():
+        if value is not None:
+            trial.set_user_attr(RECORD_ATTRS[name], _fitting(value))
+            kept.append(name)
+    return kept
+
+
+def from_storage(trial: Any, runs_root: Path) -> bool:
+    """Write the record kept on `trial` into `runs_root/<id>/` (no weights, no curves), as the run
+    wrote it; True when written. The folder appears whole or not at all."""
+    attrs = trial.user_attrs
+    exp_id = attrs.get("experiment_id")
+    if not exp_id or RECORD_ATTRS["config.yaml"] not in attrs:
+        return False
+    dest = runs_root / run_record.check_id(exp_id)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{exp_id}-", dir=runs_root))
+    try:
+        manifest = {**attrs.get(RECORD_ATTRS["manifest.json"], {}), "record_source": where_written(trial)}
+        run_record.write_yaml(tmp / "config.yaml", attrs[RECORD_ATTRS["config.yaml"]])
+        run_record.write_json(tmp / "manifest.json", manifest)
+        if RECORD_ATTRS["metrics.json"] in attrs:
+            run_record.write_json(tmp / "metrics.json", attrs[RECORD_ATTRS["metrics.json"]])
+        if dest.exists():  # an incomplete local copy: the stored one replaces it
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def where_written(trial: Any) -> str:
+    """`host:/path/to/runs/<id>` where the trial's run wrote its files, as far as the trial says."""
+    attrs = trial.user_attrs
+    return f"{attrs.get('host', 'an unknown host')}:{attrs.get('runs_dir', '?')}/{attrs.get('experiment_id', '?')}"
+
+
+@dataclass
+class Fetched:
+    """What `fetch_study` brought here, and the records it could not reach (trial number -> where
+    they were written)."""
+
+    from_artifacts: int = 0
+    from_storage: int = 0
+    unreachable: dict[int, str] = field(default_factory=dict)
+
+    def say_unreachable(self) -> str | None:
+        """One paragraph naming how many records are not here and where they were written."""
+        if not self.unreachable:
+            return None
+        where = sorted({w.rsplit("/", 1)[0] for w in self.unreachable.values()})
+        trials = ", ".join(str(n) for n in sorted(self.unreachable))
+        return (
+            f"{len(self.unreachable)} finished trial record(s) (trials {trials}) are not on this machine and not "
+            f"in the storage (they ran before records were kept there): they were written under {', '.join(where)}. "
+            "Copy those folders into this runs folder, or give the study's artifact store with --artifacts."
+        )
+
+
+def fetch_study(study: Any, runs_root: Path, override: str | None = None) -> Fetched:
+    """Bring every finished trial's record that is missing here into `runs_root`: from the study's
+    artifact store when it has one (with the files), else from the storage itself. A record that can
+    be fetched from neither is counted with where it was written; the rest of the study is still shown."""
+    store = study_store(study, override)
+    result = Fetched()
+    for t in study.get_trials(deepcopy=False):
+        exp_id = t.user_attrs.get("experiment_id")
+        if t.state.name not in ("COMPLETE", "PRUNED") or not exp_id:
+            continue
+        if (runs_root / run_record.check_id(exp_id) / "config.yaml").is_file():
+            continue
+        if store is not None:
+            try:
+                if fetch_trial(store, study, t, runs_root):
+                    result.from_artifacts += 1
+                    continue
+            except Exception as exc:  # noqa: BLE001 - one missing record must not hide the others
+                from rich.console import Console
+
+                Console(stderr=True).print(
+                    f"[yellow]skipped:[/] trial {t.number}'s record could not be fetched from the artifact store "
+                    f"{study.user_attrs.get(STUDY_ATTR)!r}: {type(exc).__name__}: {exc}",
+                    highlight=False,
+                )
+        if from_storage(t, runs_root):
+            result.from_storage += 1
+        else:
+            result.unreachable[t.number] = where_written(t)
+    return result
 
 
 def fetch_experiment(exp_id: str, runs_root: Path, url: str, override: str | None = None) -> bool:
-    """Find the trial that ran `exp_id` in any study of the storage and fetch its record."""
+    """Find the trial that ran `exp_id` in any study of the storage and bring its record here (from
+    the artifact store, else from the storage itself)."""
     import optuna
 
     from experiments.results.storage import storage
@@ -135,5 +245,7 @@ def fetch_experiment(exp_id: str, runs_root: Path, url: str, override: str | Non
             if t.user_attrs.get("experiment_id") == exp_id:
                 store = study_store(study, override)
                 if store is not None and fetch_trial(store, study, t, runs_root):
+                    return True
+                if from_storage(t, runs_root):
                     return True
     return False

@@ -70,15 +70,21 @@ def record_path(root: Path, exp_id: str) -> Path:
     return root / check_id(exp_id)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write `text` to a hidden file beside `path`, then rename it over `path`: a process killed
+    half-way leaves the old file (or none), never a half-written one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_yaml(path: Path, data: dict[str, Any], header: str | None = None) -> None:
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    path.write_text((header + "\n" if header else "") + text, encoding="utf-8")
+    _write_whole(path, (header + "\n" if header else "") + text)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_whole(path, json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def _git(*args: str) -> str | None:

@@ -81,7 +81,18 @@ class BudgetSpec(_Strict):
 
 
 class FaultSpec(_Strict):
-    max_retries: int = Field(2, ge=0, description="Re-runs of a trial whose worker died.")
+    max_retries: int = Field(
+        2,
+        ge=0,
+        description="Re-runs of a trial whose worker died (the monitor that sees it die fails the trial at "
+        "once and queues it again; for a machine that died with its monitor, the storage heartbeat does).",
+    )
+    crash_loop: int = Field(
+        5,
+        ge=1,
+        description="A dead worker is restarted for as long as the study makes progress; one that dies this "
+        "many times in a row with no trial of the study finishing in between is not started again.",
+    )
     heartbeat_interval: int = Field(10, ge=1, description="Seconds between a running trial's heartbeats.")
     grace_period: int | None = Field(
         None,

@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ from typing import Any
 from rich.console import Console
 
 from experiments.core.errors import EcomlabError
-from experiments.sweep.claim import FINISHED, counts, effective_budget
+from experiments.results.storage import STORAGE_ENV
+from experiments.sweep.claim import counts, effective_budget, finished
 from experiments.sweep.file import DEVICE_KEYS, Sweep, load_sweep
+from experiments.sweep.objective import WORKER_TOKEN_ENV
 from experiments.sweep.study import open_study, storage_url, study_baseline, sweep_dir
 from experiments.sweep.summary import log_study, show_study
 from experiments.sweep.worker import GROUP_RESTART
@@ -33,12 +37,21 @@ from experiments.sweep.worker import GROUP_RESTART
 
 @dataclass
 class WorkerProc:
-    """One worker: a process, or on K devices a group of K rank processes (rank 0 first)."""
+    """One worker: a process, or on K devices a group of K rank processes (rank 0 first).
+
+    `token` names this start of the worker on its trials (`objective.WORKER_TOKEN_ATTR`), so the
+    monitor that sees it die fails exactly its trial. `deaths_in_a_row` counts the deaths with no
+    trial of the study finishing in between: the crash-loop guard (`faults.crash_loop`).
+    """
 
     index: int
     ranks: list[subprocess.Popen]
     log: Path
+    token: str
     restarts: int = 0
+    deaths_in_a_row: int = 0
+    finished_at_last_death: int = -1
+    given_up: str | None = None  # why the monitor stopped restarting it
 
     @property
     def proc(self) -> subprocess.Popen:
@@ -87,11 +100,13 @@ def _spawn(
     threads: int,
     devices: list[str] | None,
     log: Path,
+    token: str,
     ranks: int = 1,
 ) -> list[subprocess.Popen]:
     """Start a worker: one process, or K rank processes with torchrun's environment (so Lightning's
     DDP uses them as they are) and a fresh rendezvous port on 127.0.0.1."""
     env = dict(os.environ)
+    env[WORKER_TOKEN_ENV] = token
     for k in (
         "RANK",
         "LOCAL_RANK",
@@ -199,6 +214,53 @@ def plan_devices(workers: int, per_trial: int | None, sw: Sweep) -> list[list[st
     return [[str(i * per_trial + j) for j in range(per_trial)] for i in range(workers)]
 
 
+class SweepIncomplete(EcomlabError):
+    """A sweep that ended short of its budget: how many trials are left, why, and how to resume."""
+
+    exit_code = 3
+
+
+@dataclass
+class Plan:
+    """How a monitor runs its workers: K ranks each, the budget, the deadline, devices and threads."""
+
+    sw: Sweep
+    runs_root: Path
+    workers: int
+    ranks: int
+    budget: int | None
+    deadline: float | None
+    gpus: list[list[str]] | None
+    threads: int
+    n_trials: int | None
+
+    @property
+    def folder(self) -> Path:
+        return sweep_dir(self.runs_root, self.sw.name)
+
+    def spawn(self, index: int) -> WorkerProc:
+        token = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:12]}"
+        log = self.folder / f"worker-{index}.log"
+        devices = self.gpus[index] if self.gpus else None
+        ranks = _spawn(self.sw.source, self.runs_root, index, self.deadline, self.n_trials, self.threads, devices,
+                       log, token, ranks=self.ranks)  # fmt: skip
+        return WorkerProc(index, ranks, log, token)
+
+    def respawn(self, w: WorkerProc) -> None:
+        new = self.spawn(w.index)
+        w.ranks, w.token, w.restarts = new.ranks, new.token, w.restarts + 1
+
+
+def plan(
+    sw: Sweep, runs_root: Path, workers: int, devices_per_trial: int | None, n_trials: int | None
+) -> Plan:
+    k = ranks_per_trial(sw)
+    deadline = time.time() + sw.spec.budget.timeout if sw.spec.budget.timeout else None
+    gpus = plan_devices(workers, devices_per_trial, sw)
+    threads = max(1, (os.cpu_count() or 1) // (workers * k))
+    return Plan(sw, runs_root, workers, k, effective_budget(sw, n_trials), deadline, gpus, threads, n_trials)
+
+
 def run_sweep(
     sweep_file: Path | Sweep,
     runs_root: Path,
@@ -208,98 +270,165 @@ def run_sweep(
     console: Console | None = None,
     baseline: bool = True,
 ) -> Any:
-    """Start `workers` workers on the study and show a live view until they are done. `sweep_file`
-    may be the already loaded Sweep (the CLI loads and checks it once).
+    """Start `workers` workers on the study and show a live view until they are done; returns the
+    study. `sweep_file` may be the already loaded Sweep (the CLI loads and checks it once).
 
-    A worker whose trials run on K devices is K rank processes. SIGTERM and SIGHUP (a closed
-    terminal) stop the sweep like Ctrl-C; if the monitor is killed outright, its workers notice
-    within a second and stop, failing their trials for a retry on resume."""
-    from rich.live import Live
-
+    A worker whose trials run on K devices is K rank processes. A worker that dies is restarted for
+    as long as the study makes progress, and its trial is failed at once and queued again (up to
+    `faults.max_retries` times). SIGTERM and SIGHUP (a closed terminal) stop the sweep like Ctrl-C; if
+    the monitor is killed outright, its workers notice within a second and stop, failing their trials
+    for a retry on resume. A sweep that ends short of its budget raises `SweepIncomplete`."""
     console = console or Console()
     sw = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
-    sweep_file = sw.source
-    k = ranks_per_trial(sw)
+    p = plan(sw, runs_root, workers, devices_per_trial, n_trials)
     study = open_study(sw, runs_root, sampling=False)[0]
-    budget = effective_budget(sw, n_trials)
-    deadline = time.time() + sw.spec.budget.timeout if sw.spec.budget.timeout else None
-    gpus = plan_devices(workers, devices_per_trial, sw)
-    threads = max(1, (os.cpu_count() or 1) // (workers * k))
-    folder = sweep_dir(runs_root, sw.name)
-
-    def spawn(i: int) -> list[subprocess.Popen]:
-        return _spawn(
-            sweep_file,
-            runs_root,
-            i,
-            deadline,
-            n_trials,
-            threads,
-            gpus[i] if gpus else None,
-            folder / f"worker-{i}.log",
-            ranks=k,
-        )
-
-    procs = [WorkerProc(i, spawn(i), folder / f"worker-{i}.log") for i in range(workers)]
+    procs = [p.spawn(i) for i in range(workers)]
     console.print(
-        f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), "
-        f"{workers} worker(s)"
-        + (f" of {k} ranks (DDP)" if k > 1 else "")
-        + f", {threads} CPU thread(s) each"
-        + (f", GPUs {gpus}" if gpus else "")
-        + f"; logs in {folder}/"
+        f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), {workers} worker(s)"
+        + (f" of {p.ranks} ranks (DDP)" if p.ranks > 1 else "")
+        + f", {p.threads} CPU thread(s) each"
+        + (f", GPUs {p.gpus}" if p.gpus else "")
+        + f"; logs in {p.folder}/"
     )
-    interrupted = False
-    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     warm_up = threading.Thread(target=_import_for_the_summary, args=(sw,), daemon=True)
-    try:
-        if baseline:  # while the workers start (imports, data); on a cold cache one cleaning serves both
-            study_baseline(study, sw, console)
-        warm_up.start()
-        with Live(
-            _view(study, sw, budget, procs), console=console, refresh_per_second=2, transient=False
-        ) as live:
-            while True:
-                alive = False
-                for w in procs:
-                    rc = w.poll()
-                    if rc is None:
-                        alive = True
-                    elif (
-                        rc != 0
-                        and rc != 130
-                        and (rc == GROUP_RESTART or w.restarts < sw.spec.faults.max_retries + 1)
-                    ):
-                        finished = sum(counts(study).get(s, 0) for s in FINISHED)
-                        if budget is None or finished < budget:
-                            # a killed or crashed worker: its trial is retried through the heartbeat;
-                            # a K-device group whose trial failed (recorded FAIL) starts afresh
-                            w.restarts += rc != GROUP_RESTART
-                            w.ranks = spawn(w.index)
-                            alive = True
-                live.update(_view(study, sw, budget, procs))
-                if not alive:
-                    break
-                time.sleep(0.5)
-    except KeyboardInterrupt:
-        interrupted = True
-        for w in procs:
-            w.stop(signal.SIGINT, grace=60)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    interrupted = _supervise(study, p, procs, console, baseline, warm_up)
     console.print()  # the live view leaves the cursor on its last line
     if warm_up.is_alive():
         warm_up.join()
     show_study(study, console, baseline=baseline)
-    if not interrupted:
-        log_study(study, sw, folder, console)
     if interrupted:
-        console.print(
-            f"[yellow]Interrupted.[/] Finished trials are kept; run `ecomlab sweep {sweep_file}` to resume."
-        )
+        console.print(f"[yellow]Interrupted.[/] Finished trials are kept; run `{resume_command(p)}` to resume.")
         raise KeyboardInterrupt
+    log_study(study, sw, p.folder, console)
+    _check_budget(study, p, procs, console)
     return study
+
+
+def _supervise(study: Any, p: Plan, procs: list[WorkerProc], console: Console, baseline: bool,
+               warm_up: threading.Thread) -> bool:  # fmt: skip
+    """Watch the workers until none is left to run; True when interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
+    from rich.live import Live
+
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        if baseline:  # while the workers start (imports, data); on a cold cache one cleaning serves both
+            study_baseline(study, p.sw, console)
+        warm_up.start()
+        with Live(_view(study, p.sw, p.budget, procs), console=console, refresh_per_second=2) as live:
+            while any([_keep_going(study, p, w, console) for w in procs]):
+                live.update(_view(study, p.sw, p.budget, procs))
+                time.sleep(0.5)
+            live.update(_view(study, p.sw, p.budget, procs))
+    except KeyboardInterrupt:
+        for w in procs:
+            w.stop(signal.SIGINT, grace=60)
+        return True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(Exception):  # nothing of ours may stay RUNNING; never mask the real error
+            fail_orphans(study, p.sw, {w.token for w in procs}, "its worker ended without finishing it")
+    return False
+
+
+def _keep_going(study: Any, p: Plan, w: WorkerProc, console: Console) -> bool:
+    """Whether worker `w` still runs (or was just restarted). A worker that died has its trial failed
+    at once and queued again, and is restarted unless the study is done or it crash-loops."""
+    if w.given_up is not None:
+        return False
+    rc = w.poll()
+    if rc is None:
+        return True
+    if rc in (0, 130):  # done (budget, target or deadline reached), or interrupted
+        return False
+    why = describe_exit(rc)
+    fail_orphans(study, p.sw, {w.token}, f"worker {w.index} (pid {w.proc.pid}) {why}")
+    done = finished(study)
+    if p.budget is not None and done >= p.budget:
+        return False
+    if done > w.finished_at_last_death:
+        w.deaths_in_a_row = 0  # the study made progress since this worker last died
+    w.deaths_in_a_row += 1
+    w.finished_at_last_death = done
+    limit = p.sw.spec.faults.crash_loop
+    if w.deaths_in_a_row >= limit:
+        w.given_up = (
+            f"worker {w.index} {why} {w.deaths_in_a_row} times in a row while no trial finished (see {w.log})"
+        )
+        console.print(f"[red]{w.given_up}: not restarted (faults.crash_loop {limit}).[/]")
+        return False
+    p.respawn(w)
+    return True
+
+
+def describe_exit(rc: int) -> str:
+    """`was killed by SIGKILL`, `exited with status 2`, ..."""
+    if rc == GROUP_RESTART:
+        return "restarted its ranks after a failed trial"
+    if rc < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-rc).name}"
+    return f"exited with status {rc}"
+
+
+def fail_orphans(study: Any, sw: Sweep, tokens: set[str], why: str) -> int:
+    """Fail, and queue again (up to `faults.max_retries` times), the RUNNING trials of dead workers:
+    those tagged with one of `tokens`, and those no worker has tagged yet. The second kind exists only
+    while a worker holds the claim lock (it tags its trial before releasing it), so with the lock held
+    here, an untagged RUNNING trial belongs to a worker that died holding it. Returns how many."""
+    import optuna
+
+    from experiments.sweep.claim import ClaimLock
+    from experiments.sweep.objective import WORKER_TOKEN_ATTR, fail_trial
+
+    claim = ClaimLock(_rdb_of(study), sw.name)
+    claim.acquire()
+    try:
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        orphans = [t for t in running if t.user_attrs.get(WORKER_TOKEN_ATTR, None) in tokens | {None}]
+        for t in orphans:
+            fail_trial(study, t.number, why, retry=sw.spec.faults.max_retries)
+    finally:
+        claim.release()
+    return len(orphans)
+
+
+def _rdb_of(study: Any) -> Any:
+    from experiments.results import optuna_private
+
+    return optuna_private.rdb_storage(optuna_private.study_storage(study))
+
+
+def resume_command(p: Plan) -> str:
+    """The command that picks the study up again (the storage from the same place as now)."""
+    from experiments.results.run_record import RUNS_ENV
+
+    cmd = f"ecomlab sweep {p.sw.source}"
+    if os.environ.get(RUNS_ENV) != str(p.runs_root) and str(p.runs_root) != "runs":
+        cmd += f" --runs-dir {p.runs_root}"
+    if os.environ.get(STORAGE_ENV):
+        cmd += " (with the same --storage / $ECOMLAB_STORAGE)"
+    return cmd
+
+
+def _check_budget(study: Any, p: Plan, procs: list[WorkerProc], console: Console) -> None:
+    """Say so when the sweep ended short of its budget: a stop the file asked for (its timeout, its
+    target) is said on the last line; a stop it did not ask for ends non-zero."""
+    from experiments.sweep.claim import target_reached
+
+    done = finished(study)
+    if p.budget is None or done >= p.budget or target_reached(study, p.sw):
+        return
+    left = p.budget - done
+    running = counts(study).get("RUNNING", 0)
+    elsewhere = f", {running} running elsewhere" if running else ""
+    if p.deadline is not None and time.time() >= p.deadline:
+        console.print(f"budget.timeout ({p.sw.spec.budget.timeout:g} s) reached with {done} of {p.budget} trials "
+                      f"finished{elsewhere}: `{resume_command(p)}` runs the {left} left.")  # fmt: skip
+        return
+    why = "; ".join(w.given_up for w in procs if w.given_up) or "the workers stopped"
+    raise SweepIncomplete(f"Stopped short of the budget: {done} of {p.budget} trials finished, {left} left"
+                          f"{elsewhere}: {why}. `{resume_command(p)}` resumes the study.")  # fmt: skip
 
 
 def _import_for_the_summary(sw: Sweep) -> None:
@@ -332,20 +461,20 @@ def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) ->
 
     trials = study.get_trials(deepcopy=False)
     by_state = counts(study)
-    finished = sum(by_state.get(s, 0) for s in FINISHED)
+    done = finished(study)
     best = "-"
     if not sw.multi_objective:
-        done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-        if done:
+        complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        if complete:
             pick = max if sw.objectives[0].goal == "maximize" else min
-            b = pick(done, key=lambda t: t.value)
+            b = pick(complete, key=lambda t: t.value)
             best = f"{b.value:.4f} (trial {b.number})"
     else:
-        best = f"Pareto front: {len(study.best_trials) if finished else 0} trial(s)"
+        best = f"Pareto front: {len(study.best_trials) if done else 0} trial(s)"
     head = Table.grid(padding=(0, 1))
     head.add_row(
-        ProgressBar(total=budget or max(finished, 1), completed=finished, width=40),
-        f"{finished}/{budget or '∞'} finished",
+        ProgressBar(total=budget or max(done, 1), completed=done, width=40),
+        f"{done}/{budget or '∞'} finished",
         f"{by_state.get('PRUNED', 0)} pruned",
         f"{by_state.get('FAIL', 0)} failed",
         f"best {sw.objectives[0].name}: {best}",
@@ -353,10 +482,12 @@ def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) ->
     table = Table(title=None, box=None)
     for col in ("worker", "pid", "state", "trial", "restarts"):
         table.add_column(col)
-    running = {t.user_attrs.get("pid"): t for t in trials if t.state.name == "RUNNING"}
+    running = {t.user_attrs.get("worker_token"): t for t in trials if t.state.name == "RUNNING"}
     for w in procs:
         rc = w.proc.poll()
-        t = running.get(w.proc.pid)
+        t = running.get(w.token)
         state = "running" if t else ("starting / waiting" if rc is None else f"exited ({rc})")
+        if w.given_up:
+            state = "given up (crash loop)"
         table.add_row(str(w.index), str(w.proc.pid), state, str(t.number) if t else "-", str(w.restarts))
     return Group(head, table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # the rank group imports torch; the monitor process never nee
     from experiments.sweep.rank_group import RankGroup
 
 RECORDED_METRICS = ("val/", "test/", "model/")  # the run's metrics kept on its Optuna trial
+WORKER_TOKEN_ENV = "ECOMLAB_WORKER_TOKEN"  # set by the monitor for each worker process it starts
+WORKER_TOKEN_ATTR = "worker_token"
 
 
 def metric_value(metrics: dict[str, Any], name: str) -> float:
@@ -92,7 +95,8 @@ class Objective:
         runs_root: the runs folder.
         worker: this worker's index (kept on each trial).
         console: where trial lines and training progress go.
-        claim: held from `claim.next_order` until the new trial exists; released first thing.
+        claim: held from `claim.next_order` until the new trial exists and says whose it is (so that a
+            monitor holding the claim knows every RUNNING trial without a worker token is an orphan).
         group: this worker's rank group (a group of one on one device).
         running: what the worker's watchdog and loop read (`worker.Running`).
     """
@@ -111,9 +115,9 @@ class Objective:
         self.store = record_store.open_store(location) if location else None
 
     def __call__(self, trial: Any) -> float | list[float]:
-        self.claim.release()  # the trial exists now (RUNNING): other workers may claim the next one
         self.running.trial = trial
         self._tag(trial)
+        self.claim.release()  # the trial is RUNNING and tagged: other workers may claim the next one
         try:
             values = suggest(self._sampled(trial), self.sw.searched)
             cfg = trial_experiment(self.sw, values)
@@ -134,8 +138,15 @@ class Objective:
             self.running.trial = None
 
     def _tag(self, trial: Any) -> None:
+        """Whose trial this is: the monitor that sees this worker die fails it by its token; other
+        machines say where its record was written."""
+        trial.set_user_attr(
+            WORKER_TOKEN_ATTR, os.environ.get(WORKER_TOKEN_ENV) or f"{socket.gethostname()}:{os.getpid()}"
+        )
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("runs_dir", str(self.runs_root.resolve()))
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:  # the GPUs this worker owns
             trial.set_user_attr("devices", os.environ["CUDA_VISIBLE_DEVICES"])
         if self.group.world > 1:
@@ -173,7 +184,14 @@ class Objective:
             raise
 
     def _share(self, trial: Any, exp_id: str) -> None:
-        """The trial's record into the study's artifact store; a failure here is reported, not fatal."""
+        """The trial's record into the storage itself (config, manifest, metrics) and, with one, into the
+        study's artifact store; a failure here is reported, not fatal."""
+        try:
+            record_store.keep_in_storage(trial, self.runs_root / exp_id)
+        except Exception as exc:  # noqa: BLE001 - the trial itself is done; say what was not kept
+            self.console.print(
+                f"[yellow]trial {trial.number}: its record was not kept in the storage:[/] {exc}"
+            )
         if self.store is None:
             return
         try:

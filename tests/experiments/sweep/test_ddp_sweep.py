@@ -59,7 +59,11 @@ def study(tmp_path: Path) -> optuna.Study:
 
 
 def test_a_two_device_sweep_runs_one_trial_per_group_and_prunes_on_rank_0(tmp_path: Path) -> None:
-    path = ddp_sweep(tmp_path)
+    """The devices are pinned in `parameters`, as W&B users pin values: a pinned value is base config."""
+    base = tiny_config(data={"batch_size": 8}, trainer={"max_epochs": 2, "threads": 1})
+    pinned = {"trainer.accelerator": "cpu", "trainer.devices": {"value": 2}}
+    parameters = {"optim.lr": {"type": "float", "low": 1e-9, "high": 1.0, "log": True}, **pinned}
+    path = ddp_sweep(tmp_path, base=base, parameters=parameters)
     pre = open_study(load_sweep(path), tmp_path / "runs", sampling=False)[0]
     pre.enqueue_trial({"optim.lr": 1e-9})  # barely moves: completes
     pre.enqueue_trial({"optim.lr": 0.5})  # diverges in its first epoch: the median pruner stops it

@@ -40,3 +40,48 @@ def test_dry_run_settings_are_the_resolved_model(tmp_path: Path) -> None:
     assert shown["sampler.type"] == "random" and shown["budget.n_trials"] == 3
     assert shown["pruner.type"] == "hyperband" and shown["metrics"] == "val/f1 (maximize)"
     assert "method" not in shown and "run_cap" not in shown
+
+
+def test_pinned_values_are_base_config_and_only_a_search_over_devices_is_refused(tmp_path: Path) -> None:
+    import pytest
+    import yaml
+
+    from experiments.core.errors import EcomlabError
+    from experiments.sweep.monitor import ranks_per_trial
+    from experiments.sweep.study import base_experiment_id
+    from tests.conftest import tiny_config
+
+    def sweep(name: str, devices: object) -> Path:
+        spec = {
+            "name": name,
+            "base": tiny_config(),
+            "metric": {"name": "val/f1", "goal": "maximize"},
+            "pruner": {"type": "none"},
+            "parameters": {
+                "optim.lr": {"values": [0.001, 0.01]},
+                "trainer.accelerator": "cpu",
+                "trainer.devices": devices,
+            },
+        }
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+        return tmp_path / f"{name}.yaml"
+
+    pinned = load_sweep(sweep("pinned", 2))
+    assert pinned.base["trainer"]["devices"] == 2 and ranks_per_trial(pinned) == 2
+    in_base = tiny_config(trainer={"accelerator": "cpu", "devices": 2})
+    (tmp_path / "base.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "pinned",
+                "base": in_base,
+                "metric": {"name": "val/f1", "goal": "maximize"},
+                "pruner": {"type": "none"},
+                "parameters": {"optim.lr": {"values": [0.001, 0.01]}},
+            }
+        )
+    )
+    assert base_experiment_id(pinned) == base_experiment_id(load_sweep(tmp_path / "base.yaml"))
+    searched = load_sweep(sweep("searched", {"values": [1, 2]}))
+    searched.base["trainer"]["devices"] = 2
+    with pytest.raises(EcomlabError, match=r"parameters.trainer.devices: .* put the value in `base`"):
+        ranks_per_trial(searched)

@@ -122,17 +122,44 @@ def test_two_machines_on_postgresql_share_budget_records_and_no_secret(
     assert not leaks
 
 
-def test_two_machines_on_one_sqlite_file_start_exactly_the_budget(tmp_path: Path) -> None:
+def test_two_machines_on_one_sqlite_file_start_exactly_the_budget_and_a_third_reads_every_record(
+    tmp_path: Path,
+) -> None:
+    """No artifact store: a third machine with nothing but --storage still compares, exports the best
+    config of, and reproduces every trial, from the records kept in the storage itself."""
     db = tmp_path / "one-disk" / "study.db"
     db.parent.mkdir()
     url = f"sqlite:///{db}"
     a, b, c = machine(tmp_path, "a"), machine(tmp_path, "b"), machine(tmp_path, "c")
-    procs = [
-        start(m, "sweep", str(write_sweep(m, 3)), "--storage", url, "--artifacts", str(tmp_path / "art"))
-        for m in (a, b)
-    ]
+    procs = [start(m, "sweep", str(write_sweep(m, 3)), "--storage", url) for m in (a, b)]
     for p in procs:
         out, _ = p.communicate(timeout=600)
         assert p.returncode == 0, out[-4000:]
-    check_the_study(url, 3)
+    done = check_the_study(url, 3)
     assert "3 of 3 run(s)" in run(c, "compare", "shared", "--storage", url)
+    shown = run(c, "study", "show", "shared", "--storage", url)
+    assert all(t.user_attrs["experiment_id"] in shown for t in done)
+    run(c, "study", "best", "shared", "--export", "best.yaml", "--storage", url)
+    best = load_study("shared", url).best_trial
+    assert yaml.safe_load((c / "best.yaml").read_text())["optim"]["lr"] == pytest.approx(best.params["optim.lr"])
+    manifest = yaml.safe_load((c / "runs" / best.user_attrs["experiment_id"] / "manifest.json").read_text())
+    assert manifest["record_source"].endswith(best.user_attrs["experiment_id"])  # host:/path/runs/<id>
+    assert manifest["status"] == "completed" and {t.user_attrs["host"] for t in done} == {os.uname().nodename}
+
+
+def test_a_record_that_is_nowhere_is_counted_with_where_it_was_written(tmp_path: Path) -> None:
+    """A trial that finished before records were kept in the storage, whose folder is on another
+    machine: `compare` says how many and where, not "no completed runs"."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    from experiments.results.storage import storage
+
+    study = optuna.create_study(study_name="old", storage=storage(url), direction="maximize")
+    trial = study.ask()
+    for key, value in {"experiment_id": "0123456789ab", "host": "gpu-node-7", "runs_dir": "/data/runs"}.items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, 0.5)
+    c = machine(tmp_path, "c")
+    proc = start(c, "compare", "old", "--storage", url)
+    out, _ = proc.communicate(timeout=120)
+    assert "1 finished trial record(s) (trials 0)" in out and "gpu-node-7:/data/runs" in out, out
+    assert "No completed runs to compare" not in out
