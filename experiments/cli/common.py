@@ -20,6 +20,17 @@ NoBaseline = Annotated[
 RunsDir = Annotated[
     Path | None, typer.Option("--runs-dir", help="Folder of run records (default $ECOMLAB_RUNS or ./runs).")
 ]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Require this key from clients (Authorization: Bearer KEY); default $ECOMLAB_API_KEY. Needed to "
+        "bind an address other than loopback. Never logged.",
+    ),
+]
+Insecure = Annotated[
+    bool, typer.Option("--insecure", help="Bind a non-loopback --host without an API key, on purpose.")
+]
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Optuna storage URL (default: runs/optuna.db).")
 ]

@@ -83,3 +83,60 @@ def config_help(
     for key, default, desc in rows:
         table.add_row(key, default, desc)
     console.print(table)
+
+
+def backbones(
+    terms: Annotated[
+        str | None, typer.Option("--terms", help="Show where a backbone's terms of use are.")
+    ] = None,
+    accept: Annotated[
+        str | None, typer.Option("--accept", help="Accept a backbone's terms of use on this machine.")
+    ] = None,
+) -> None:
+    """The pretrained backbones by name: family, parameters, languages, licence, size and source."""
+    from experiments.core.assets import ASSETS
+    from lightning_modules import weights
+
+    for name in filter(None, (terms, accept)):
+        if name not in weights.CATALOGUE or weights.CATALOGUE[name].terms is None:
+            raise typer.BadParameter(
+                f"{name!r} has no terms to accept (open licence or not in the catalogue)"
+            )
+    if terms:
+        console.print(f"{terms}: {weights.CATALOGUE[terms].licence}; the terms: {weights.terms_path(terms)}")
+        return
+    if accept:
+        console.print(f"Accepted the terms of {accept} on this machine ({weights.accept(accept)}).")
+        return
+    table = Table(title="Backbones (model.backbone); any from_pretrained id or folder works too")
+    for col in ("name", "family", "kind", "parameters", "languages", "licence", "MB", "source", "weights"):
+        table.add_column(col, overflow="fold")
+    for p in weights.CATALOGUE.values():
+        asset = ASSETS[p.assets[-1]]
+        source = f"{asset.distribution}=={asset.version}" + (
+            f" (+{len(p.assets) - 1} more)" if len(p.assets) > 1 else ""
+        )
+        licence = p.licence + ("" if weights.accepted(p.name) else " (not accepted: --terms)")
+        table.add_row(
+            p.name,
+            p.family,
+            p.kind + (", instruct" if p.instruct else ""),
+            p.parameters,
+            p.languages,
+            licence,
+            str(p.size_mb),
+            source,
+            p.quantisation,
+        )
+    table.add_row(
+        "tiny",
+        "BERT, random (2 layers by default)",
+        "encoder",
+        "~1M",
+        "any (its vocabulary is built from the train split)",
+        "-",
+        "0",
+        "built from the data",
+        "none",
+    )
+    wide(170).print(table)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from experiments.cli.common import (
+    ApiKey,
+    Insecure,
     RunsDir,
     StorageOpt,
     console,
@@ -86,15 +88,32 @@ def serve(
             "--threads", min=1, help="Torch threads for the forward pass (default: torch's, one per core)."
         ),
     ] = None,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, help="Requests waiting for the model; more get 503 at once.")
+    ] = 256,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="Open connections; more get 503.")
+    ] = 4096,
+    request_timeout: Annotated[
+        float,
+        typer.Option("--request-timeout", min=0.1, help="Seconds for a request's headers, and for its body."),
+    ] = 10.0,
+    api_key: ApiKey = None,
+    insecure: Insecure = False,
     runs_dir: RunsDir = None,
 ) -> None:
-    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, with dynamic batching."""
+    """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, with dynamic batching and
+    bounded queues, connections and time per request."""
+    from experiments.core import access
     from experiments.results import run_record
     from experiments.results.run_record import ID_PATTERN
     from experiments.ship.export import export_run
     from experiments.ship.predictor import INFO_FILE, load_model
+    from experiments.ship.serve import Limits
     from experiments.ship.serve import serve as run_server
 
+    key = access.take_api_key(api_key)
+    access.check_bind(host, key, insecure, "ecomlab serve")
     folder = Path(target)
     if not (folder / INFO_FILE).is_file() and ID_PATTERN.match(target):
         folder = Path("exports") / target
@@ -116,7 +135,8 @@ def serve(
         f"Serving {predictor.info['experiment_id']} ({predictor.info['task']}, {runtime}) on "
         f"http://{host}:{port}: POST /predict, GET /health, GET /metadata"
     )
-    run_server(predictor, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_mb=max_body_mb)
+    limits = Limits(max_batch, max_wait_ms, max_body_mb, max_queue, max_connections, request_timeout, key)
+    run_server(predictor, host, port, limits)
 
 
 def _has_runtime(folder: Path, runtime: str) -> bool:

@@ -27,3 +27,9 @@ class AssetError(EcomlabError):
 
 class RunRecordError(EcomlabError):
     """A run id that is invalid or has no record."""
+
+
+class OutOfMemory(EcomlabError):
+    """A run that cannot fit: its memory estimate is over what the device has, or training ran out
+    of memory. In a sweep the trial ends PRUNED with the reason `oom` (a fact about the search space,
+    not a crash to retry)."""

@@ -296,14 +296,19 @@ class RunRecordWriter:
             return
         import optuna
 
+        from experiments.core.errors import OutOfMemory
+
+        oom = isinstance(exc, OutOfMemory)
         status = (
             "pruned"
-            if isinstance(exc, optuna.TrialPruned)
+            if isinstance(exc, optuna.TrialPruned) or oom
             else "interrupted"
             if isinstance(exc, KeyboardInterrupt)
             else "failed"
         )
-        self.update(status=status, error=f"{type(exc).__name__}: {exc}"[:2000])
+        self.update(
+            status=status, error=f"{type(exc).__name__}: {exc}"[:2000], **({"reason": "oom"} if oom else {})
+        )
         if self.logger is not None:
             from experiments.results import tracking
 

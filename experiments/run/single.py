@@ -13,6 +13,7 @@ from rich.console import Console
 
 from experiments.config.ids import experiment_id
 from experiments.config.schema import ExperimentConfig, resolved
+from experiments.core.errors import OutOfMemory
 from experiments.results import run_record
 from experiments.run.build import build_trainer, global_rank, seed_everything
 from experiments.run.timing import Phases
@@ -128,8 +129,12 @@ def _build(
 
         record.update(distill=attach_teacher(cfg, dm, run_record.runs_root(runs_dir), console))
     seed_everything(cfg)  # model init must not depend on whether the data came from the cache
+    from lightning_modules import memory
+
+    before_model_mb = memory.current_rss_mb()
     with clock("model_build"):
         module = build_module(cfg, dm)
+    _memory_check(cfg, module, before_model_mb, console, record)
     record.update(
         environment=run_record.environment(),
         data={
@@ -148,6 +153,44 @@ def _build(
         ),
     )
     return dm, module
+
+
+def _memory_check(cfg: ExperimentConfig, module: Any, runtime_mb: float, console: Console,
+                  record: run_record.RunRecordWriter) -> None:  # fmt: skip
+    """Estimate the run's peak memory before its first step, print it and keep it in the manifest, and
+    refuse a run that cannot fit the device (`OutOfMemory`: in a sweep, a trial PRUNED for `oom`)."""
+    from lightning_modules import memory
+
+    m = cfg.model
+    est = memory.estimate(
+        module.model,
+        cfg.data.batch_size,
+        getattr(cfg.data, "max_length", 1),
+        checkpointing=m.gradient_checkpointing,
+        quantisation=m.quantize,
+        runtime_mb=runtime_mb,
+    )
+    limit, what = memory.device_memory(cfg.trainer.accelerator)
+    console.print(f"memory: {est.describe()}; {what}", highlight=False)
+    record.update(memory={**est.to_dict(), "device_bytes": limit, "device": what})
+    if limit and est.total > limit:
+        raise OutOfMemory(
+            f"oom: this run needs about {est.total / memory.MB:,.0f} MB at its peak ({est.describe()}), more than "
+            f"{what}. Lower data.batch_size or data.max_length, set model.gradient_checkpointing, train LoRA "
+            "(peft.r) instead of every weight, or pick a smaller backbone."
+        )
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether training failed for want of memory: CUDA's OOM, or the CPU allocator's."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and any(
+            k in text
+            for k in ("out of memory", "CUDA out of memory", "can't allocate memory", "Cannot allocate")
+        )
+    )
 
 
 def _parameter_counts(module: Any) -> dict[str, int]:
@@ -187,6 +230,10 @@ def _fit_and_evaluate(
         trainer.fit(module, datamodule=dm)
     except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after a graceful shutdown
         raise KeyboardInterrupt from exc
+    except Exception as exc:
+        if out_of_memory(exc):
+            raise OutOfMemory(f"oom: training ran out of memory: {str(exc).splitlines()[0][:300]}") from exc
+        raise
     fit_s = time.time() - fit_start
     if trainer.interrupted:
         raise KeyboardInterrupt

@@ -297,7 +297,9 @@ def run_sweep(
         warm_up.join()
     show_study(study, console, baseline=baseline)
     if interrupted:
-        console.print(f"[yellow]Interrupted.[/] Finished trials are kept; run `{resume_command(p)}` to resume.")
+        console.print(
+            f"[yellow]Interrupted.[/] Finished trials are kept; run `{resume_command(p)}` to resume."
+        )
         raise KeyboardInterrupt
     log_study(study, sw, p.folder, console)
     _check_budget(study, p, procs, console)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from experiments.config.ids import experiment_id
-from experiments.core.errors import EcomlabError
+from experiments.core.errors import EcomlabError, OutOfMemory
 from experiments.results import optuna_private, record_store
 from experiments.sweep.claim import ClaimLock
 from experiments.sweep.file import Sweep
@@ -178,6 +178,10 @@ class Objective:
             return train(
                 cfg, self.runs_root, console=self.console, extra_callbacks=callbacks, extra_config=extra
             )
+        except OutOfMemory as exc:  # a fact about this region of the space: pruned, not retried
+            trial.set_user_attr("pruned_reason", "oom")
+            trial.set_user_attr("error", str(exc)[:1000])
+            raise optuna.TrialPruned(str(exc)) from exc
         except Exception as exc:
             # a rank failed inside training: the other ranks may sit in a collective, the group restarts
             self.running.broken = self.group.world > 1 and not isinstance(exc, optuna.TrialPruned)

@@ -6,7 +6,7 @@ Built by `lightning_modules.backbones.build_model`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +47,16 @@ class ModelConfig(Group):
     trust_remote_code: bool = Field(
         False, description="Allow model code from the checkpoint (off by default)."
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each layer's activations in the backward pass instead of keeping them: "
+        "activation memory falls from every layer's to about one layer's, for about a third more compute.",
+    )
+    quantize: Literal["none", "nf4", "int8"] = Field(
+        "none",
+        description="Load the frozen base weights quantised through bitsandbytes (QLoRA: nf4 with peft.r > 0); "
+        "needs a CUDA GPU.",
+    )
     tiny: TinyBackbone = Field(default_factory=TinyBackbone, description="Shape of the `tiny` backbone.")
 
     @field_validator("backbone")
@@ -58,6 +68,19 @@ class ModelConfig(Group):
 
 
 def _refuse(cfg: Any, spec: Any) -> Iterator[str]:
+    m, t = cfg.model, cfg.trainer
+    if m.quantize != "none" and (not spec.text_encoder or m.backbone == "tiny"):
+        yield f"model.quantize: task {cfg.task!r} with backbone {m.backbone!r} has no pretrained weights to quantise; use none"
+    elif m.quantize != "none" and t.accelerator in ("cpu", "mps"):
+        yield (
+            f"model.quantize: {m.quantize} base weights load through bitsandbytes' CUDA kernels, and "
+            f"trainer.accelerator is {t.accelerator}: on a CPU train LoRA (peft.r) on full-precision weights, "
+            "with model.gradient_checkpointing and a shorter data.max_length to save memory; use none"
+        )
+    elif m.quantize == "nf4" and not cfg.peft.r:
+        yield "model.quantize: nf4 weights cannot be fine-tuned themselves (QLoRA trains LoRA adapters on them); set peft.r"
+    if m.gradient_checkpointing and not spec.text_encoder:
+        yield f"model.gradient_checkpointing: task {cfg.task!r} has no transformer to checkpoint; use false"
     if cfg.model.layers is not None and not spec.text_encoder:
         yield f"model.layers: task {cfg.task!r} has no transformer"
     elif cfg.model.layers is not None and cfg.model.backbone == "tiny":

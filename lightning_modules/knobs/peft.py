@@ -16,7 +16,14 @@ class PeftConfig(Group):
     alpha: float = Field(16.0, gt=0, description="LoRA scaling alpha.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch.")
     target_modules: list[str] = Field(
-        ["query", "value"], min_length=1, description="Modules that get adapters."
+        ["query", "value"],
+        min_length=1,
+        description="Modules that get adapters; at this default, peft's defaults for the architecture when it "
+        "has no query/value (decoders: q_proj, v_proj); [all-linear]: every linear layer but the head.",
+    )
+    use_dora: bool = Field(False, description="DoRA: weight-decomposed LoRA (peft's use_dora).")
+    use_rslora: bool = Field(
+        False, description="rsLoRA: scale the adapters by alpha / sqrt(r) (peft's use_rslora)."
     )
 
 

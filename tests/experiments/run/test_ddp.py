@@ -101,3 +101,35 @@ def test_reproducing_a_run_on_more_gpus_than_here_says_what_differs(tmp_path: Pa
         RunRecordError, match=r"trained on 4 GPU\(s\).*this machine has 0.*different experiment"
     ):
         reproduce(experiment_id(cfg), tmp_path / "runs")
+
+
+def test_a_decoder_lora_run_on_two_cpu_devices_writes_one_record(tmp_path: Path) -> None:
+    """A tiny Llama with LoRA on two gloo processes: one record from rank 0, as an encoder's."""
+    from tests.lightning_modules.test_decoders import decoder_config, tiny_decoder
+
+    raw = decoder_config(
+        tiny_decoder(tmp_path, "llama"),
+        peft={"r": 4},
+        trainer={"accelerator": "cpu", "threads": 1, "devices": 2, "max_epochs": 1},
+    )
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", str(path)],
+        capture_output=True,
+        text=True,
+        env={**env, "ECOMLAB_RUNS": str(tmp_path / "runs")},
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert [p.name for p in records] == [experiment_id(validate(raw))]
+    manifest = json.loads((records[0] / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["devices"]["devices"] == 2
+    assert (
+        json.loads((records[0] / "metrics.json").read_text())["model/trainable_params"] < 20_000
+    )  # LoRA + head

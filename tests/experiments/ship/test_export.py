@@ -321,3 +321,38 @@ def test_compression_knobs_are_refused_where_they_cannot_apply() -> None:
         )
     assert "prune.ffn: task 'click_through' has no transformer FFN" in str(err.value)
     assert "compress.int8: dynamic int8 runs on one CPU device" in str(err.value)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3_text"])
+def test_a_decoder_lora_run_exports_merged_and_plain_transformers_gives_its_outputs(
+    family: str, tmp_path: Path
+) -> None:
+    """A decoder classifier with LoRA: merged into a plain folder that `AutoModelForSequenceClassification`
+    and `AutoTokenizer` load in a process that never imports ecomlab, with the run's own probabilities;
+    its int8 copy and `load_model` serve it."""
+    from tests.lightning_modules.test_decoders import decoder_config, tiny_decoder
+
+    runs = tmp_path / "runs"
+    folder = tiny_decoder(tmp_path, family)
+    exp_id, dm, module = _trained(decoder_config(folder, peft={"r": 4}, trainer={"max_epochs": 1}), runs)
+    out = tmp_path / "export"
+    result = export_run(exp_id, out, runs, int8=True)
+    batch = dm.splits["test"].collate(list(range(8)))
+    with torch.inference_mode():
+        expected = torch.softmax(module.forward_batch(batch), -1)
+    texts = dm.prepared().texts["test"][:8]
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_TRANSFORMERS, str(out)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    plain = json.loads(proc.stdout.strip().splitlines()[-1])
+    torch.testing.assert_close(torch.tensor(plain["probs"]), expected, rtol=1e-4, atol=1e-5)
+    assert not any("adapter" in p.name for p in out.iterdir())
+    assert json.loads((out / "config.json").read_text())["pad_token_id"] is not None
+    assert set(result.quality) == {"torch", "int8"} and result.parity < 1e-4
+    answer = load_model(out, "int8").predict([{"text": texts[0]}])[0]
+    assert answer["label"] in ("negative", "positive")

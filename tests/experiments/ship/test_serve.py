@@ -9,7 +9,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,59 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_config
-from tests.loopback import free_port, oversized_request, status_line
+from tests.experiments.ship.conftest import start_server
+from tests.loopback import oversized_request, status_line
 
 MAX_WAIT_MS = 1000  # long enough that requests sent together land in one batch on a loaded CI box
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, asset_cache: Path) -> Path:
-    from experiments.config import experiment_id, validate
-    from experiments.run.train import train
-    from experiments.ship.export import export_run
-
-    root = tmp_path_factory.mktemp("serve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ECOMLAB_CACHE", str(asset_cache))
-        cfg = validate(tiny_config())
-        train(cfg, root / "runs")
-        export_run(experiment_id(cfg), root / "model", root / "runs")
-    return root / "model"
-
-
-@pytest.fixture(scope="module")
 def server(exported: Path) -> Iterator[tuple[int, subprocess.Popen]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "serve",
-            str(exported),
-            "--port",
-            str(port),
-            "--max-batch",
-            "64",
-            "--max-wait-ms",
-            str(MAX_WAIT_MS),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while True:
-        try:
-            if _request(port, "GET", "/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"the server did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.3)
+    port, proc = start_server(exported, "--max-batch", "64", "--max-wait-ms", str(MAX_WAIT_MS))
     yield port, proc
     if proc.poll() is None:
         proc.kill()

@@ -65,7 +65,9 @@ if os.environ.get("ECOMLAB_WORKER_TOKEN"):  # a sweep worker (the monitor sets i
 
 
 def worker_pids(tmp_path: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"experiments.sweep.worker {tmp_path}"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["pgrep", "-f", f"experiments.sweep.worker {tmp_path}"], capture_output=True, text=True
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -126,7 +128,9 @@ def test_two_sweeps_survive_their_workers_being_killed(tmp_path: Path, storage_u
     env = {"PYTHONPATH": f"{hook}:{os.environ.get('PYTHONPATH', '')}", "CHAOS_MARKS": str(marks)}
     a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
     killer = Killer(tmp_path, marks, url)
-    procs = [start(m, "sweep", str(write_sweep(m, BUDGET, epochs=3)), "--storage", url, **env) for m in (a, b)]
+    procs = [
+        start(m, "sweep", str(write_sweep(m, BUDGET, epochs=3)), "--storage", url, **env) for m in (a, b)
+    ]
     killer.start()
     outs = []
     try:

@@ -141,7 +141,9 @@ def test_two_machines_on_one_sqlite_file_start_exactly_the_budget_and_a_third_re
     assert all(t.user_attrs["experiment_id"] in shown for t in done)
     run(c, "study", "best", "shared", "--export", "best.yaml", "--storage", url)
     best = load_study("shared", url).best_trial
-    assert yaml.safe_load((c / "best.yaml").read_text())["optim"]["lr"] == pytest.approx(best.params["optim.lr"])
+    assert yaml.safe_load((c / "best.yaml").read_text())["optim"]["lr"] == pytest.approx(
+        best.params["optim.lr"]
+    )
     manifest = yaml.safe_load((c / "runs" / best.user_attrs["experiment_id"] / "manifest.json").read_text())
     assert manifest["record_source"].endswith(best.user_attrs["experiment_id"])  # host:/path/runs/<id>
     assert manifest["status"] == "completed" and {t.user_attrs["host"] for t in done} == {os.uname().nodename}
@@ -155,7 +157,11 @@ def test_a_record_that_is_nowhere_is_counted_with_where_it_was_written(tmp_path:
 
     study = optuna.create_study(study_name="old", storage=storage(url), direction="maximize")
     trial = study.ask()
-    for key, value in {"experiment_id": "0123456789ab", "host": "gpu-node-7", "runs_dir": "/data/runs"}.items():
+    for key, value in {
+        "experiment_id": "0123456789ab",
+        "host": "gpu-node-7",
+        "runs_dir": "/data/runs",
+    }.items():
         trial.set_user_attr(key, value)
     study.tell(trial, 0.5)
     c = machine(tmp_path, "c")
