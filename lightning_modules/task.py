@@ -40,6 +40,8 @@ class TaskSpec:
             (`fit(dm, cfg) -> {"name", "metrics": {val/*, test/*}, "settings", "trivial"}`), which
             studies, runs and reports show beside the models (`experiments/run/baseline.py`).
         pipeline_tag: the Hugging Face model-card tag of an exported model.
+        zero_shot: `package.module:function` scoring an instruct decoder prompted with no training
+            (`fit(dm, cfg)`, the baseline's shape), shown beside the baseline when the backbone is one.
     """
 
     name: str
@@ -56,6 +58,7 @@ class TaskSpec:
     class_logits: bool = False
     baseline: str | None = None
     pipeline_tag: str = "other"
+    zero_shot: str | None = None
 
     @property
     def best_metric(self) -> str:
@@ -67,6 +70,9 @@ class TaskSpec:
 
     def baseline_fit(self) -> Any:
         return pkgutil.resolve_name(self.baseline) if self.baseline else None
+
+    def zero_shot_fit(self) -> Any:
+        return pkgutil.resolve_name(self.zero_shot) if self.zero_shot else None
 
     def serving_module(self) -> Any:
         return importlib.import_module(self.serving) if self.serving else None

@@ -218,6 +218,8 @@ def baseline_rows(records: list[run_record.RunRecord], studies: list[Any]) -> li
     for s in studies:
         if s.user_attrs.get("baseline"):
             found[f"study {s.study_name}"] = s.user_attrs["baseline"]
+        if s.user_attrs.get("zero_shot"):  # an instruct backbone prompted with no training
+            found[f"study {s.study_name}, zero-shot"] = s.user_attrs["zero_shot"]
     if not found:
         splits: dict[str, Any] = {}
         for r in records:

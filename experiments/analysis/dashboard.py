@@ -27,6 +27,23 @@ def limit_request_size(
     return limited
 
 
+def study_url(storage: Any, name: str | None, host: str, port: int) -> str:
+    """The page optuna-dashboard shows a study on: it routes studies by their numeric id."""
+    base = f"http://{host}:{port}/dashboard"
+    return base if name is None else f"{base}/studies/{storage.get_study_id_from_name(name)}"
+
+
+def name_the_metrics(storage: Any, name: str) -> None:
+    """Set a study's metric names from the sweep's objectives when it has none (studies made before
+    ecomlab set them), so the dashboard's plots say val/f1 instead of "Objective 0"."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    metrics = study.user_attrs.get("metrics")
+    if study.metric_names is None and metrics and len(metrics) == len(study.directions):
+        study.set_metric_names([m["name"] for m in metrics])
+
+
 def require_key(app: Callable[..., Iterable[bytes]], api_key: str | None) -> Callable[..., Iterable[bytes]]:
     """WSGI middleware: 401 (asking the browser for basic auth) unless the request carries the key."""
     from experiments.core import access

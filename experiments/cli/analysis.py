@@ -197,7 +197,7 @@ def dashboard(
 ) -> None:
     """optuna-dashboard on the study storage, bound to 127.0.0.1 unless --host says otherwise (then with
     an API key: the browser asks for it as a password); request bodies over 1 MiB are refused."""
-    from experiments.analysis.dashboard import serve
+    from experiments.analysis.dashboard import name_the_metrics, serve, study_url
     from experiments.core import access
     from experiments.results.storage import load_study
     from experiments.results.storage import storage as open_storage
@@ -207,6 +207,11 @@ def dashboard(
     url = storage_or_default(storage, runs_dir)
     if study_name:
         load_study(study_name, url)  # a clear error for a wrong name
-    where = f"http://{host}:{port}/dashboard" + (f"/studies/{study_name}" if study_name else "")
-    console.print(f"optuna-dashboard on {where} (Ctrl-C stops it)")
-    serve(open_storage(url), host=host, port=port, api_key=key)
+    rdb = open_storage(url)
+    if study_name:
+        name_the_metrics(rdb, study_name)
+    console.print(
+        f"optuna-dashboard on {study_url(rdb, study_name, host, port)} (Ctrl-C stops it)", soft_wrap=True
+    )
+    console.file.flush()  # the link is read before the server's first request
+    serve(rdb, host=host, port=port, api_key=key)

@@ -72,17 +72,18 @@ def _run_baseline(cfg: Any, metrics: dict) -> None:
     is reported; the run is already recorded)."""
     from experiments.run import baseline
 
-    try:
-        base = baseline.compute(cfg, console)
-    except Exception as exc:  # noqa: BLE001 - a reference only
-        console.print(f"[yellow]The baseline was not fitted:[/] {type(exc).__name__}: {exc}")
-        return
     goal = "maximize" if cfg.trainer.mode == "max" else "minimize"
     monitor = cfg.trainer.monitor
-    for name in (monitor, monitor.replace("val/", "test/", 1)):
-        line = baseline.versus(metrics.get(name), base, name, goal)
-        if line:
-            console.print(f"this run: {line}")
+    for what, compute in (("baseline", baseline.compute), ("zero-shot baseline", baseline.zero_shot)):
+        try:
+            base = compute(cfg, console)
+        except Exception as exc:  # noqa: BLE001 - a reference only
+            console.print(f"[yellow]The {what} was not fitted:[/] {type(exc).__name__}: {exc}")
+            continue
+        for name in (monitor, monitor.replace("val/", "test/", 1)):
+            line = baseline.versus(metrics.get(name), base, name, goal)
+            if line:
+                console.print(f"this run: {line}")
 
 
 def reproduce(

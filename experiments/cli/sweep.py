@@ -49,6 +49,21 @@ def sweep(
             "a shared folder or s3://bucket (default $ECOMLAB_ARTIFACTS, then the file's).",
         ),
     ] = None,
+    new_study: Annotated[
+        bool,
+        typer.Option(
+            "--new-study",
+            help="The file's search changed: start a new study, "
+            "its name suffixed with the new search's fingerprint.",
+        ),
+    ] = False,
+    allow_changed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changed",
+            help="The file's search changed: go on with the study and record the change in it.",
+        ),
+    ] = False,
     no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
 ) -> None:
@@ -67,6 +82,11 @@ def sweep(
     root = run_record.runs_root(runs_dir)
     for note in sw.notes:
         console.print(f"note: {note}")
+    if new_study:
+        from experiments.sweep.study import digest, fingerprint
+
+        sw.spec.name = f"{sw.name}-{digest(fingerprint(sw))}"
+        console.print(f"new study: {sw.name}")
     if not dry_run:
         run_sweep(
             sw,
@@ -76,6 +96,7 @@ def sweep(
             n_trials=n_trials,
             console=console,
             baseline=not no_baseline,
+            allow_changed=allow_changed,
         )
         return
     space = Table(title=f"Sweep {sw.name}: search space")

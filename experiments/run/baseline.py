@@ -50,6 +50,59 @@ def compute(cfg: Any, console: Console | None = None) -> dict[str, Any] | None:
     return {**result, "cache_hit": False}
 
 
+ZERO_SHOT_VERSION = "zero-shot-v1"
+
+
+def prompts_well(backbone: str) -> bool:
+    """Whether a backbone is an instruct decoder worth prompting: a catalogue one marked so, or a
+    folder whose tokenizer has a chat template."""
+    import json
+    from pathlib import Path
+
+    from lightning_modules import weights
+
+    if backbone in weights.CATALOGUE:
+        return weights.CATALOGUE[backbone].instruct
+    folder = Path(backbone).expanduser()
+    if (folder / "chat_template.jinja").is_file():  # where transformers 5 saves it
+        return True
+    try:
+        return bool(
+            json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def zero_shot(cfg: Any, console: Console | None = None) -> dict[str, Any] | None:
+    """The backbone prompted with no training on `cfg`'s split (the baseline's shape), or None when
+    the task has no zero-shot scorer or the backbone is not an instruct decoder. Cached like the
+    baseline, per backbone."""
+    import time
+
+    from experiments.config.registry import TASKS, build_datamodule
+
+    fit = TASKS[cfg.task].zero_shot_fit()
+    if fit is None or not prompts_well(cfg.model.backbone):
+        return None
+    dm = build_datamodule(cfg, console=Console(quiet=True), augment=False)
+    key = fingerprints.fingerprint(
+        ZERO_SHOT_VERSION, cache_key(cfg, dm), cfg.model.backbone, cfg.data.max_length
+    )
+    cached = token_cache.load(key)
+    if cached is not None:
+        return {**cached.meta["zero_shot"], "cache_hit": True}
+    start = time.time()
+    result = fit(dm, cfg)
+    result["fit_s"] = round(time.time() - start, 3)
+    token_cache.save(key, {}, {"zero_shot": result})
+    if console is not None:
+        console.print(
+            f"zero-shot: {result['name']} scored in {result['fit_s']:.1f} s (cached for this split)"
+        )
+    return {**result, "cache_hit": False}
+
+
 def versus(value: float | None, baseline: dict[str, Any] | None, metric: str, goal: str) -> str | None:
     """ "val/f1 0.8900 vs baseline 0.8700 (TF-IDF + logistic regression): +0.0200, better", or None
     when the baseline has no such metric."""

@@ -76,6 +76,7 @@ def train_one(
         metrics.update(_save_weights(cfg, module, out, record, clock))
         metrics.update(clock.metrics())
         metrics.update({"time/fit_s": round(fit_s, 3), "time/total_s": round(time.time() - started, 3)})
+        metrics.update(_memory_measured(record))
         record.complete(metrics)  # adds time/record_s: the W&B finish and the last record files
         return metrics
 
@@ -179,6 +180,17 @@ def _memory_check(cfg: ExperimentConfig, module: Any, runtime_mb: float, console
             f"{what}. Lower data.batch_size or data.max_length, set model.gradient_checkpointing, train LoRA "
             "(peft.r) instead of every weight, or pick a smaller backbone."
         )
+
+
+def _memory_measured(record: run_record.RunRecordWriter) -> dict[str, float]:
+    """The process's peak resident memory beside the estimate made before training (MB)."""
+    from lightning_modules import memory
+
+    estimate = (record.manifest.get("memory") or {}).get("total")
+    out = {"memory/peak_rss_mb": round(memory.peak_rss_mb(), 1)}
+    if estimate:
+        out["memory/estimate_mb"] = round(estimate / memory.MB, 1)
+    return out
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -305,7 +305,12 @@ def _resolve_objectives(spec: SweepFile, task: str, problems: list[str], notes: 
     allowed = allowed_metrics(task)
     for i, m in enumerate(objectives):
         where = f"metrics[{i}]" if spec.metrics else "metric"
-        if m.name not in allowed:
+        if m.name.startswith("test/"):
+            problems.append(
+                f"{where}.name: {m.name} would choose the model on the test split, which must stay untouched until "
+                f"the search is over; use {m.name.replace('test/', 'val/', 1)}"
+            )
+        elif m.name not in allowed:
             problems.append(
                 f"{where}.name: task {task!r} never logs {m.name!r}; choose one of {', '.join(allowed)}"
             )

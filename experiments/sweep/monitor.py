@@ -30,8 +30,8 @@ from experiments.results.storage import STORAGE_ENV
 from experiments.sweep.claim import counts, effective_budget, finished
 from experiments.sweep.file import DEVICE_KEYS, Sweep, load_sweep
 from experiments.sweep.objective import WORKER_TOKEN_ENV
-from experiments.sweep.study import open_study, storage_url, study_baseline, sweep_dir
-from experiments.sweep.summary import log_study, show_study
+from experiments.sweep.study import check_unchanged, open_study, storage_url, study_baseline, sweep_dir
+from experiments.sweep.summary import log_study, save_note, show_study
 from experiments.sweep.worker import GROUP_RESTART
 
 
@@ -101,6 +101,7 @@ def _spawn(
     devices: list[str] | None,
     log: Path,
     token: str,
+    study_name: str,
     ranks: int = 1,
 ) -> list[subprocess.Popen]:
     """Start a worker: one process, or K rank processes with torchrun's environment (so Lightning's
@@ -131,6 +132,8 @@ def _spawn(
         str(runs_root),
         "--worker",
         str(index),
+        "--study-name",
+        study_name,
     ]
     if deadline is not None:
         cmd += ["--deadline", str(deadline)]
@@ -243,7 +246,7 @@ class Plan:
         log = self.folder / f"worker-{index}.log"
         devices = self.gpus[index] if self.gpus else None
         ranks = _spawn(self.sw.source, self.runs_root, index, self.deadline, self.n_trials, self.threads, devices,
-                       log, token, ranks=self.ranks)  # fmt: skip
+                       log, token, self.sw.name, ranks=self.ranks)  # fmt: skip
         return WorkerProc(index, ranks, log, token)
 
     def respawn(self, w: WorkerProc) -> None:
@@ -269,9 +272,11 @@ def run_sweep(
     n_trials: int | None = None,
     console: Console | None = None,
     baseline: bool = True,
+    allow_changed: bool = False,
 ) -> Any:
     """Start `workers` workers on the study and show a live view until they are done; returns the
-    study. `sweep_file` may be the already loaded Sweep (the CLI loads and checks it once).
+    study. `sweep_file` may be the already loaded Sweep (the CLI loads and checks it once). A study
+    created by another version of the file is refused unless `allow_changed` (`study.check_unchanged`).
 
     A worker whose trials run on K devices is K rank processes. A worker that dies is restarted for
     as long as the study makes progress, and its trial is failed at once and queued again (up to
@@ -282,6 +287,7 @@ def run_sweep(
     sw = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
     p = plan(sw, runs_root, workers, devices_per_trial, n_trials)
     study = open_study(sw, runs_root, sampling=False)[0]
+    check_unchanged(study, sw, allow_changed)
     procs = [p.spawn(i) for i in range(workers)]
     console.print(
         f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), {workers} worker(s)"
@@ -316,11 +322,16 @@ def _supervise(study: Any, p: Plan, procs: list[WorkerProc], console: Console, b
         if baseline:  # while the workers start (imports, data); on a cold cache one cleaning serves both
             study_baseline(study, p.sw, console)
         warm_up.start()
+        noted = -1
         with Live(_view(study, p.sw, p.budget, procs), console=console, refresh_per_second=2) as live:
             while any([_keep_going(study, p, w, console) for w in procs]):
                 live.update(_view(study, p.sw, p.budget, procs))
+                if (done := finished(study)) != noted:  # the dashboard's note follows the study
+                    save_note(study)
+                    noted = done
                 time.sleep(0.5)
             live.update(_view(study, p.sw, p.budget, procs))
+        save_note(study)
     except KeyboardInterrupt:
         for w in procs:
             w.stop(signal.SIGINT, grace=60)

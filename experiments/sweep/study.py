@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from experiments.config.ids import experiment_id
+from experiments.core.errors import EcomlabError
 from experiments.results import optuna_private, record_store
 from experiments.results.storage import STORAGE_ENV, default_storage_url, storage
 from experiments.sweep.claim import ClaimLock
@@ -85,6 +86,10 @@ def _describe(study: Any, sw: Sweep) -> None:
     location = artifacts_location(sw)
     if location and study.user_attrs.get(record_store.STUDY_ATTR) != location:
         study.set_user_attr(record_store.STUDY_ATTR, location)  # how other machines find the records
+    if (
+        study.metric_names is None
+    ):  # every plot of optuna-dashboard and the report says val/f1, not "Objective 0"
+        study.set_metric_names([m.name for m in sw.objectives])
     if "metrics" not in study.user_attrs:
         study.set_user_attr("metrics", [m.model_dump(exclude_none=True) for m in sw.objectives])
         study.set_user_attr("sweep_file", str(sw.source))
@@ -93,6 +98,68 @@ def _describe(study: Any, sw: Sweep) -> None:
 
 def base_experiment_id(sw: Sweep) -> str:
     return experiment_id(sw.base_experiment)
+
+
+FINGERPRINT_ATTR = "fingerprint"
+
+
+def fingerprint(sw: Sweep) -> dict[str, Any]:
+    """What makes a study one search: its search space, its objectives and its base experiment."""
+    return {
+        "space": {p.path: p.describe() for p in sw.searched},
+        "objectives": [f"{m.name} ({m.goal})" for m in sw.objectives],
+        "base_experiment_id": base_experiment_id(sw),
+    }
+
+
+def digest(parts: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, one phrase each."""
+    out = []
+    before, after = old.get("space", {}), new.get("space", {})
+    for path in sorted(before.keys() | after.keys()):
+        if before.get(path) != after.get(path):
+            was, now = before.get(path, "not searched"), after.get(path, "not searched")
+            out.append(f"parameters.{path} was {was}, now {now}")
+    if old.get("objectives") != new.get("objectives"):
+        out.append(f"the objectives were {old.get('objectives')}, now {new.get('objectives')}")
+    if old.get("base_experiment_id") != new.get("base_experiment_id"):
+        out.append(
+            f"the base experiment was {old.get('base_experiment_id')}, now {new.get('base_experiment_id')}"
+        )
+    return out
+
+
+def check_unchanged(study: Any, sw: Sweep, allow_changed: bool = False) -> None:
+    """Refuse to add trials of another search to a study: the sweep file's fingerprint must be the one
+    the study was created with (`--allow-changed` records the change in the study instead)."""
+    import time
+
+    now = fingerprint(sw)
+    stored = study.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is None:  # a new study, or one made before studies kept their fingerprint
+        study.set_user_attr(FINGERPRINT_ATTR, now)
+        return
+    what = changes(stored, now)
+    if not what:
+        return
+    if allow_changed:
+        log = study.user_attrs.get("changes", [])
+        study.set_user_attr("changes", [*log, {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": what}])
+        study.set_user_attr(FINGERPRINT_ATTR, now)
+        return
+    raise EcomlabError(
+        f"Study {sw.name!r} holds another search than {sw.source} now describes: {'; '.join(what)}. Adding "
+        "trials would mix two searches in one study (the sampler, the best trial and the importances would "
+        f"compare them as one). Rename the study (`name:` in the file), run with --new-study to start "
+        f"{sw.name}-{digest(now)}, or with --allow-changed to go on with this one and record the change in it."
+    )
 
 
 def study_baseline(study: Any, sw: Sweep, console: Console) -> dict[str, Any] | None:
@@ -113,4 +180,11 @@ def study_baseline(study: Any, sw: Sweep, console: Console) -> dict[str, Any] | 
                 f"fitted on the base config's split; the sweep also searches {', '.join(searched)}"
             )
         study.set_user_attr("baseline", {k: v for k, v in result.items() if k != "cache_hit"})
+    try:  # an instruct decoder prompted with no training, when the base backbone is one
+        prompted = baseline.zero_shot(sw.base_experiment, console)
+    except Exception as exc:  # noqa: BLE001 - a reference only
+        console.print(f"[yellow]The zero-shot baseline was not scored:[/] {type(exc).__name__}: {exc}")
+        prompted = None
+    if prompted is not None:
+        study.set_user_attr("zero_shot", {k: v for k, v in prompted.items() if k != "cache_hit"})
     return result

@@ -18,26 +18,25 @@ def baseline_lines(study: Any, trial: Any | None) -> list[str]:
     """ "val/f1 0.89 vs baseline 0.87 (...): +0.02, better" for the objectives and their test twins."""
     from experiments.run.baseline import versus
 
-    base = study.user_attrs.get("baseline")
     metrics = study.user_attrs.get("metrics") or []
-    if not base:
-        return []
-    if trial is None:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in base["metrics"].items())
-        return [f"Baseline {base['name']}: {shown}"]
-    recorded = trial.user_attrs.get("metrics") or {}
     lines = []
-    for i, m in enumerate(metrics):
-        names = [m["name"]] + (
-            [m["name"].replace("val/", "test/", 1)] if m["name"].startswith("val/") else []
-        )
-        for name in names:
-            value = trial.values[i] if name == m["name"] else recorded.get(name)
-            line = versus(value, base, name, m["goal"])
-            if line:
-                lines.append(f"best trial {trial.number}: {line}")
-    if base.get("note"):
-        lines.append(f"(baseline {base['note']})")
+    for base in filter(None, (study.user_attrs.get("baseline"), study.user_attrs.get("zero_shot"))):
+        if trial is None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in base["metrics"].items())
+            lines.append(f"Baseline {base['name']}: {shown}")
+            continue
+        recorded = trial.user_attrs.get("metrics") or {}
+        for i, m in enumerate(metrics):
+            names = [m["name"]] + (
+                [m["name"].replace("val/", "test/", 1)] if m["name"].startswith("val/") else []
+            )
+            for name in names:
+                value = trial.values[i] if name == m["name"] else recorded.get(name)
+                line = versus(value, base, name, m["goal"])
+                if line:
+                    lines.append(f"best trial {trial.number}: {line}")
+        if base.get("note"):
+            lines.append(f"(baseline {base['note']})")
     return lines
 
 
@@ -55,6 +54,51 @@ def log_study(study: Any, sw: Sweep, folder: Path, console: Console) -> None:
         console.print(
             f"Study-level W&B run {run_id} ({tracking.resolve_mode(base.tracking)}) in {folder}/wandb"
         )
+
+
+def note(study: Any) -> str:
+    """The study's summary in Markdown, as optuna-dashboard's note shows it beside the plots: the best
+    trial (or the Pareto front), its experiment id, val and test against the baseline, and the
+    commands that reproduce and export it."""
+    metrics = study.user_attrs.get("metrics") or []
+    trials = study.get_trials(deepcopy=False)
+    states = ", ".join(
+        f"{n} {s.lower()}"
+        for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+        if (n := sum(t.state.name == s for t in trials))
+    )
+    lines = [f"## {study.study_name}", "", f"Trials: {states or 'none yet'}.", ""]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if not complete:
+        return "\n".join(lines + ["No completed trial yet."]) + "\n"
+    if len(metrics) > 1:
+        lines.append("Pareto front:")
+        for t in study.best_trials:
+            values = ", ".join(f"{m['name']} {v:.4f}" for m, v in zip(metrics, t.values))
+            lines.append(f"- trial {t.number}, experiment `{t.user_attrs.get('experiment_id')}`: {values}")
+        lines += ["", f"`ecomlab export {study.study_name} --pareto`"]
+        return "\n".join(lines) + "\n"
+    best = study.best_trial
+    exp_id = best.user_attrs.get("experiment_id")
+    name = metrics[0]["name"] if metrics else "value"
+    lines += [f"**Best: trial {best.number}**, experiment `{exp_id}`, {name} {best.value:.4f}", ""]
+    lines += [f"- {line.split(': ', 1)[1]}" for line in baseline_lines(study, best)]
+    lines += [
+        "",
+        f"Reproduce: `ecomlab reproduce {exp_id}`  ",
+        f"Export: `ecomlab export {study.study_name}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def save_note(study: Any) -> None:
+    """Keep optuna-dashboard's note of the study current (a failure is never a reason to stop)."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        from optuna_dashboard import save_note as save
+
+        save(study, note(study))
 
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:

@@ -61,13 +61,17 @@ def run_worker(
     n_trials: int | None = None,
     console: Console | None = None,
     watch_parent: bool = False,
+    study_name: str | None = None,
 ) -> int:
     """Run trials until the budget, the target or `deadline`; returns how many this worker ran.
-    `watch_parent`: stop when the process that started this one (the monitor) is gone."""
+    `watch_parent`: stop when the process that started this one (the monitor) is gone; `study_name`:
+    the monitor's name for the study (`--new-study` suffixes the file's)."""
     from experiments.sweep.rank_group import RankGroup
 
     console = console or Console()
     sw = load_sweep(sweep_file)
+    if study_name:
+        sw.spec.name = study_name
     group = RankGroup.from_env()
     running = Running()
     if watch_parent:
@@ -205,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", type=int, default=0)
     ap.add_argument("--deadline", type=float, default=None)
     ap.add_argument("--n-trials", type=int, default=None)
+    ap.add_argument("--study-name", default=None)
     args = ap.parse_args(argv)
     threads = os.environ.get("ECOMLAB_WORKER_THREADS")
     if threads:
@@ -228,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             args.n_trials,
             console=Console(width=120),
             watch_parent=True,
+            study_name=args.study_name,
         )
     except EcomlabError as exc:
         print(f"error: {exc}", file=sys.stderr)

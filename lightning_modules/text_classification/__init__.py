@@ -19,4 +19,5 @@ SPEC = TaskSpec(
     class_logits=True,
     baseline="lightning_modules.text_classification.baseline:fit",
     pipeline_tag="text-classification",
+    zero_shot="lightning_modules.text_classification.zero_shot:fit",
 )

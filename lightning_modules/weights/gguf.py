@@ -96,7 +96,9 @@ def convert(gguf_path: Path, out_dir: Path, overwrite: bool = False) -> dict:
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one line a conversion, not a bar a tensor
     gguf_path, out_dir = Path(gguf_path).resolve(), Path(out_dir).resolve()
     if out_dir.exists() and not overwrite:
         raise FileExistsError(out_dir)

@@ -162,3 +162,32 @@ def test_bf16_mixed_precision_trains_on_the_cpu_and_is_recorded(tmp_path: Path) 
     record = tmp_path / "runs" / experiment_id(cfg)
     assert "bf16-mixed" in (record / "config.yaml").read_text()
     assert json.loads((record / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_zero_shot_scores_each_label_by_its_mean_log_probability_after_the_prompt(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from experiments.run.baseline import prompts_well, zero_shot
+    from lightning_modules.text_classification.zero_shot import label_scores, prompt
+
+    folder = tiny_decoder(tmp_path, "llama")
+    assert not prompts_well(str(folder))  # no chat template: not an instruct model
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = "{% for m in messages %}<bos>{{ m['content'] }}<eos>{% endfor %}"
+    tok.save_pretrained(folder)
+    assert prompts_well(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    scores = label_scores(model, tok, ["soft fabric"], ["positive", "not_so_good"], max_length=32)
+    # by hand: the prompt, then each label's tokens, each scored after the ones before it
+    ids = tok(prompt(tok, "soft fabric", ["positive", "not so good"]), add_special_tokens=False)["input_ids"]
+    for j, label in enumerate(["positive", "not so good"]):
+        ans = tok(label, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids + ans])).logits[0], -1)
+        hand = sum(float(logp[len(ids) - 1 + k, a]) for k, a in enumerate(ans)) / len(ans)
+        assert float(scores[0, j]) == pytest.approx(hand, abs=1e-5)
+    result = zero_shot(validate(decoder_config(folder)))
+    assert (
+        set(result["metrics"]) == {"val/f1", "val/acc", "test/f1", "test/acc"}
+        and "zero-shot" in result["name"]
+    )

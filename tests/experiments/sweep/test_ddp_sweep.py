@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 
 from experiments.results.storage import default_storage_url, load_study
@@ -148,6 +149,7 @@ def test_a_rank_that_raises_fails_the_trial_without_a_hang(tmp_path: Path) -> No
     assert time.time() - start < 60 + 120  # far below a hang: the group restarted, not timed out
 
 
+@pytest.mark.slow  # the one-device path is in the default suite (test_machines.py kills a monitor)
 def test_killing_the_monitor_stops_every_rank_and_queues_the_trial_again(tmp_path: Path) -> None:
     path = ddp_sweep(
         tmp_path,
@@ -211,6 +213,7 @@ def alive(pid: int) -> bool:
         return f.read().split()[2] != "Z"
 
 
+@pytest.mark.slow  # the one-device path is in the default suite (test_chaos.py SIGKILLs workers)
 def test_a_sigkilled_rank_fails_its_trial_which_is_retried_by_a_fresh_group(tmp_path: Path) -> None:
     # 8 epochs, so that on a loaded machine the kill still lands mid-fit, not after the trial ended
     path = ddp_sweep(

@@ -85,3 +85,61 @@ def test_pinned_values_are_base_config_and_only_a_search_over_devices_is_refused
     searched.base["trainer"]["devices"] = 2
     with pytest.raises(EcomlabError, match=r"parameters.trainer.devices: .* put the value in `base`"):
         ranks_per_trial(searched)
+
+
+def test_a_test_metric_as_objective_is_refused_with_the_reason(tmp_path: Path) -> None:
+    import pytest
+    import yaml
+
+    from experiments.core.errors import ConfigError
+    from tests.conftest import tiny_config
+
+    spec = {
+        "base": tiny_config(),
+        "metric": {"name": "test/f1", "goal": "maximize"},
+        "parameters": {"seed": 1},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(
+        ConfigError, match=r"metric.name: test/f1 would choose the model on the test split.*use val/f1"
+    ):
+        load_sweep(tmp_path / "s.yaml")
+
+
+def test_a_study_refuses_a_changed_search_unless_told_and_records_the_change(tmp_path: Path) -> None:
+    import optuna
+    import pytest
+    import yaml
+
+    from experiments.core.errors import EcomlabError
+    from experiments.results import optuna_private
+    from experiments.sweep.study import FINGERPRINT_ATTR, check_unchanged, digest, fingerprint, open_study
+    from tests.conftest import tiny_config
+
+    def sweep(low: float) -> Path:
+        spec = {
+            "name": "s",
+            "base": tiny_config(),
+            "metric": {"name": "val/f1", "goal": "maximize"},
+            "parameters": {"optim.lr": {"type": "float", "low": low, "high": 1e-2, "log": True}},
+        }
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+        return tmp_path / "s.yaml"
+
+    first = load_sweep(sweep(1e-4))
+    study = open_study(first, tmp_path / "runs", sampling=False)[0]
+    check_unchanged(study, first)  # a new study keeps its fingerprint
+    assert study.user_attrs[FINGERPRINT_ATTR] == fingerprint(first)
+    check_unchanged(study, load_sweep(sweep(1e-4)))  # the same search: fine
+    changed = load_sweep(sweep(1e-5))
+    with pytest.raises(EcomlabError) as err:
+        check_unchanged(study, changed)
+    text = str(err.value)
+    assert "parameters.optim.lr was float log [0.0001, 0.01], now float log [1e-05, 0.01]" in text
+    assert f"--new-study to start s-{digest(fingerprint(changed))}" in text and "--allow-changed" in text
+    check_unchanged(study, changed, allow_changed=True)
+    reloaded = optuna.load_study(study_name="s", storage=optuna_private.study_storage(study))
+    assert reloaded.user_attrs["changes"][0]["changes"] == [
+        "parameters.optim.lr was float log [0.0001, 0.01], now float log [1e-05, 0.01]"
+    ]
+    check_unchanged(reloaded, changed)  # the recorded change is the study's search now

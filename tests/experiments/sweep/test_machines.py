@@ -80,7 +80,7 @@ def test_two_machines_on_postgresql_share_budget_records_and_no_secret(
     url = postgres_server.new_database().replace("postgres@", f"postgres:{CANARY}@")
     shared = tmp_path / "shared-artifacts"  # the folder every machine mounts
     a, b, c = machine(tmp_path, "a"), machine(tmp_path, "b"), machine(tmp_path, "c")
-    sweep_a, sweep_b = write_sweep(a, 3, epochs=5), write_sweep(b, 3, epochs=5)
+    sweep_a, sweep_b = write_sweep(a, 3, epochs=3), write_sweep(b, 3, epochs=3)
     # machine a: URL on the command line; machine b: in the environment
     proc_a = start(a, "sweep", str(sweep_a), "--storage", url, "--artifacts", str(shared))
     proc_b = start(b, "sweep", str(sweep_b), ECOMLAB_STORAGE=url, ECOMLAB_ARTIFACTS=str(shared))

@@ -217,10 +217,10 @@ def test_devices_per_trial_follow_the_base_config(tmp_path: Path, monkeypatch: p
     assert plan_devices(2, 2, one) is None  # on CPU threads are divided instead
 
 
-# PostgreSQL in the slow tier: tests/experiments/test_machines.py SIGKILLs a monitor on it by default
-@pytest.mark.parametrize(
-    "storage_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
-)  # MariaDB: the 3-trial test
+# In the slow tier: tests/experiments/sweep/test_chaos.py SIGKILLs workers of two sweeps on SQLite and
+# PostgreSQL by default, and test_machines.py a monitor; this one checks the retried trial's parameters.
+@pytest.mark.slow
+@pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indirect=True)  # MariaDB: the 3-trial test
 def test_a_sigkilled_worker_trial_is_failed_and_retried(tmp_path: Path, storage_url: str | None) -> None:
     # a budget of one: the killed trial's retry is what completes it
     path = write_sweep(
