@@ -25,6 +25,12 @@ price-long) with no early stopping. Workloads:
                epoch 3 or 4). Targets 195, 191, 185, 183: of a probe's 65 random trials (sampler seeds
                0 and 1), 7, 4, 3 and 1 reached each (best 182.7), i.e. the best 11%, 6%, 5%, 1.5%.
                Measure with --seeds 2 3 4 5 6.
+  minilm       the bundled pretrained MiniLM-L6 fine-tuned for one epoch (what fine-tuning a
+               language model is) on the quickstart-minilm split (2,400 women's clothing reviews,
+               recommended or not), over learning rate 1e-6..1e-2 (log), warmup 0..0.5 and dropout
+               0..0.5; with --val-check-interval 0.25 each trial reports four times, the three
+               mid-epoch validations on a fixed quarter of val (`eval.val_subset`). Set the target
+               with --probe first (seeds 0 1), measure with others.
   price-long   price-small's model and search with 27 epochs a trial and batches of 256 (20 steps an
                epoch; a trial takes about 30 s at one thread) and Hyperband's first rung after epoch 2
                (min_resource 1), so Hyperband has four brackets instead of two or three. Targets 176,
@@ -80,11 +86,34 @@ DEFAULTS = {
     "price": ([195.0], 1, 9),
     "price-small": ([195.0, 191.0, 185.0, 183.0], 3, 9),
     "price-long": ([176.0, 174.0, 170.0, 168.0], 1, 27),
+    "minilm": ([0.86], 1, 1),
 }
 
 
-def workload(name: str, max_epochs: int = 9) -> dict:
-    """The sweep file's base, metric and parameters."""
+def workload(name: str, max_epochs: int = 9, val_check_interval: float | None = None) -> dict:
+    """The sweep file's base, metric and parameters; with `val_check_interval`, validations (and
+    pruner reports) that often inside each epoch, the mid-epoch ones on a quarter of val."""
+    work = _workload(name, max_epochs)
+    if val_check_interval is not None:
+        work["base"]["trainer"]["val_check_interval"] = val_check_interval
+        work["base"].setdefault("eval", {})["val_subset"] = 0.25
+    return work
+
+
+def _workload(name: str, max_epochs: int) -> dict:
+    if name == "minilm":  # what fine-tuning a pretrained encoder is: one epoch, the lr decides
+        shipped = yaml.safe_load(
+            (Path(__file__).parents[1] / "sweeps" / "quickstart-minilm.yaml").read_text()
+        )
+        base = shipped["base"]
+        base["trainer"] = {"max_epochs": max_epochs, "patience": 99}
+        base["tracking"] = {"mode": "disabled"}
+        params = {
+            "optim.lr": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
+            "optim.warmup": {"type": "float", "low": 0.0, "high": 0.5},
+            "model.hidden_dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        }
+        return {"base": base, "metric": shipped["metric"], "parameters": params}
     if name == "text":
         base = copy.deepcopy(sweep_common.BASE)
         base["trainer"] = {"max_epochs": max_epochs, "patience": max_epochs}
@@ -234,6 +263,13 @@ def main() -> None:
         "--jobs", type=int, default=1, help="studies run side by side (epoch counts do not change)"
     )
     ap.add_argument(
+        "--val-check-interval",
+        type=float,
+        default=None,
+        help="validate (and report to the pruner) this often inside an epoch, e.g. 0.25; epochs are "
+        "then counted in these reports, and min_resource too",
+    )
+    ap.add_argument(
         "--probe",
         action="store_true",
         help="only random search without pruning, --max-trials a seed: print the trials' best values",
@@ -241,7 +277,7 @@ def main() -> None:
     args = ap.parse_args()
     default_targets, default_min_resource, default_epochs = DEFAULTS[args.workload]
     args.max_epochs = args.max_epochs or default_epochs
-    work = workload(args.workload, args.max_epochs)
+    work = workload(args.workload, args.max_epochs, args.val_check_interval)
     targets = args.target or default_targets
     min_resource = args.min_resource or default_min_resource
     if args.probe:
@@ -253,6 +289,11 @@ def main() -> None:
             print_probe([v for job in values for v in job.result()], _maximize(work))
         return
     metric = work.get("metric", {"name": "val/f1"})["name"]
+    if args.val_check_interval:  # every count below is in validations; steps = validations x this
+        print(
+            f"counts are validations, each {args.val_check_interval:g} of an epoch (optimizer steps = "
+            f"validations x {args.val_check_interval:g} x steps an epoch, the same on both sides)"
+        )
     label = f"{args.sampler.upper()}+{'Hyperband' if args.pruner == 'hyperband' else 'SHA'}"
     sides = ["hyperband"] if args.pruned_only else list(SIDES)
     with (

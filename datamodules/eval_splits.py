@@ -14,6 +14,13 @@ from experiments.core.knob import Knob
 
 
 class EvalConfig(Group):
+    val_subset: float | int | None = Field(
+        None,
+        gt=0,
+        description="Validations inside an epoch (trainer.val_check_interval) use a fixed, seeded subset of "
+        "val: a fraction of it, or a number of examples; the last validation of each epoch always uses all "
+        "of it. None: all of it every time.",
+    )
     folds: int = Field(
         1,
         ge=1,
@@ -24,6 +31,11 @@ class EvalConfig(Group):
 
 
 def _refuse(cfg: Any, spec: Any) -> Iterator[str]:
+    subset = cfg.eval.val_subset
+    if subset is not None and cfg.trainer.val_check_interval is None:
+        yield "eval.val_subset: only validations inside an epoch use the subset; set trainer.val_check_interval"
+    if isinstance(subset, float) and subset >= 1:
+        yield f"eval.val_subset: a fraction of val is below 1.0 (got {subset}); give a number of examples instead"
     if cfg.eval.folds == 1:
         return
     if not spec.text_encoder:

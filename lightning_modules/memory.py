@@ -72,8 +72,15 @@ def layer_activations(batch: int, length: int, hidden: int, ffn: int, heads: int
     return int(batch * length * (10 * hidden + 3 * ffn) + 2.25 * batch * heads * length**2)
 
 
-def estimate(model: Any, batch: int, length: int, checkpointing: bool = False, quantisation: str = "none",
-             element_bytes: int = 4, runtime_mb: float | None = None) -> MemoryEstimate:  # fmt: skip
+def estimate(
+    model: Any,
+    batch: int,
+    length: int,
+    checkpointing: bool = False,
+    quantisation: str = "none",
+    element_bytes: int = 4,
+    runtime_mb: float | None = None,
+) -> MemoryEstimate:
     """The peak of a training step of `model` at `batch` sequences of `length` tokens."""
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
@@ -89,8 +96,17 @@ def estimate(model: Any, batch: int, length: int, checkpointing: bool = False, q
         kept = layers * one
     kept += 2 * batch * length * hidden  # the embeddings' output and its norm
     runtime = int((runtime_mb if runtime_mb is not None else RUNTIME_FLOOR_MB) * MB)
-    return MemoryEstimate(weights, trainable * 4, trainable * 8, kept * element_bytes, runtime, batch, length,
-                          checkpointing, quantisation)  # fmt: skip
+    return MemoryEstimate(
+        weights,
+        trainable * 4,
+        trainable * 8,
+        kept * element_bytes,
+        runtime,
+        batch,
+        length,
+        checkpointing,
+        quantisation,
+    )
 
 
 def device_memory(accelerator: str) -> tuple[int, str]:
@@ -129,8 +145,18 @@ def current_rss_mb() -> float:
     return float(RUNTIME_FLOOR_MB)
 
 
+def reset_peak_rss() -> None:
+    """Start the peak over from the resident memory now (Linux: `clear_refs` 5), so that the peak
+    measured after training is training's, not the transient second copy of the weights that loading
+    a checkpoint holds for a moment. Elsewhere the peak stays the process's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (VmHWM)."""
+    """This process's peak resident memory since `reset_peak_rss` (or since it started: VmHWM)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

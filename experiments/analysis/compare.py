@@ -104,11 +104,33 @@ def _study_records(
     return study, [run_record.read(runs_root, i) for i in ids if i in known_ids]
 
 
-def differing(records: list[run_record.RunRecord]) -> list[str]:
-    """Config keys (dot-paths) whose values are not the same in every record; `tracking` left out."""
-    flat = [flatten(r.config) for r in records]
+def differing(records: list[run_record.RunRecord], unsampled: dict[str, set[str]] | None = None) -> list[str]:
+    """Config keys (dot-paths) whose values are not the same in every record; `tracking` left out, and
+    a key that a record's trial did not sample (a branch of a conditional space not taken) counts as
+    absent there."""
+    flat = [_taken(r, unsampled) for r in records]
     keys = sorted({k for f in flat for k in f if not k.startswith("tracking.")})
-    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    return [k for k in keys if len({repr(f[k]) for f in flat if k in f}) > 1]
+
+
+def _taken(r: run_record.RunRecord, unsampled: dict[str, set[str]] | None) -> dict[str, Any]:
+    skip = (unsampled or {}).get(r.exp_id, set())
+    return {k: v for k, v in flatten(r.config).items() if k not in skip}
+
+
+def unsampled_keys(studies: list[Any]) -> dict[str, set[str]]:
+    """{experiment id: the dot-paths its trial did not sample} for studies with a conditional space:
+    a branch's parameter (Optuna names it `path (choice)`) is absent from the trials of the other
+    branches."""
+    out: dict[str, set[str]] = {}
+    for st in studies:
+        trials = st.get_trials(deepcopy=False)
+        branched = {n.split(" (", 1)[0] for t in trials for n in t.params if n.endswith(")") and " (" in n}
+        for t in trials:
+            sampled = {n.split(" (", 1)[0] for n in t.params}
+            if (exp_id := t.user_attrs.get("experiment_id")) and (gap := branched - sampled):
+                out[exp_id] = gap
+    return out
 
 
 def parse_filter(expr: str) -> tuple[str, Any, float | str]:
@@ -171,10 +193,12 @@ def table_rows(
     metrics: list[str] | None = None,
     objectives: list[str] | None = None,
     show_all: bool = False,
+    unsampled: dict[str, set[str]] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns to show, rows). Rows hold every column (what the CSV writes, and what --sort and
-    --filter may name); the columns are the differing parameters, the chosen metrics and facts."""
-    params = differing(records)
+    --filter may name); the columns are the differing parameters, the chosen metrics and facts.
+    `unsampled` (from `unsampled_keys`) leaves the parameters of branches not taken empty."""
+    params = differing(records, unsampled)
     every_metric = sorted({k for r in records for k in (r.metrics or {}) if k.startswith(("val/", "test/"))})
     extra = [
         m for m in (objectives or []) if m not in every_metric and m not in SHOWN
@@ -187,7 +211,7 @@ def table_rows(
         columns = ["experiment_id", *params, *metric_columns(records, metrics, objectives), *facts]
     rows = []
     for r in records:
-        flat, m = flatten(r.config), r.metrics or {}
+        flat, m = _taken(r, unsampled), r.metrics or {}
         row = {"experiment_id": r.exp_id, "status": r.manifest.get("status", "?")}
         row.update({p: flat.get(p) for p in params})
         row.update({k: m.get(k) for k in (*every_metric, *extra, *SHOWN)})
@@ -263,7 +287,7 @@ def short_names(columns: list[str]) -> dict[str, str]:
         if c not in dotted:
             out[c] = {
                 "experiment_id": "id",
-                "time/total_s": "time s",
+                "time/total_s": "time",
                 "model/trainable_params": "trainable",
                 "model/size_mb": "MB",
             }.get(c, c)

@@ -38,6 +38,7 @@ app.add_typer(study_app, name="study")
 study_app.command("list")(sweep.study_list)
 study_app.command("show")(sweep.study_show)
 study_app.command("best")(sweep.study_best)
+study_app.command("recommend")(sweep.study_recommend)
 for command in (ship.export, ship.serve, analysis.dashboard, data.backbones):
     app.command()(command)
 app.command("config")(data.config_help)

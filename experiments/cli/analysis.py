@@ -19,6 +19,7 @@ from experiments.cli.common import (
     use_storage,
     wide,
 )
+from experiments.results.display import fitted_table, print_fitted, transposed_tables
 
 
 def compare(
@@ -49,10 +50,10 @@ def compare(
         short_names,
         study_objectives,
         table_rows,
+        unsampled_keys,
         write_csv,
     )
     from experiments.results import run_record
-    from experiments.results.display import fmt_value
 
     root = run_record.runs_root(runs_dir)
     records, studies = resolve(targets, root, use_storage(storage))
@@ -74,17 +75,26 @@ def compare(
         metrics=patterns,
         objectives=study_objectives(studies) or None,
         show_all=show_all,
+        unsampled=unsampled_keys(studies),
     )
     headers = short_names(columns)
-    table = Table(title=f"{len(rows)} of {len(records)} run(s)", padding=(0, 1), collapse_padding=True)
-    for col in columns:
-        table.add_column(headers[col], overflow="fold", no_wrap=col == "experiment_id")
-    for row in rows:
-        table.add_row(*(fmt_value(row.get(c)) for c in columns))
     baselines = [] if no_baseline else baseline_rows(records, studies)
-    for row in baselines:
-        table.add_row(*(fmt_value(row.get(c)) for c in columns), style="dim")
-    wide(max(160, 14 * len(columns)) if show_all else 120).print(table)
+    every = rows + baselines
+    styles = [None] * len(rows) + ["dim"] * len(baselines)
+    title = f"{len(rows)} of {len(records)} run(s)"
+    table, left_out = fitted_table(console, title, columns, headers, every, fixed=1, row_styles=styles)
+    if left_out and show_all:  # too wide across: one row per column, one column per run
+        for table in transposed_tables(console, title, columns, headers, every):
+            print_fitted(console, table)
+    else:
+        print_fitted(console, table)
+        if left_out:
+            console.print(
+                f"Left out (wider than the terminal): {', '.join(headers[c] for c in left_out)}; "
+                "`--all` shows every column, one row each; `--csv FILE` writes them.",
+                highlight=False,
+                soft_wrap=True,
+            )
     for row in baselines:
         console.print(f"baseline: {row['name']} on the same split ({row['where']})")
     if csv_path:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from experiments.cli.common import (
     NoBaseline,
@@ -15,8 +14,8 @@ from experiments.cli.common import (
     console,
     results_table,
     use_storage,
-    wide,
 )
+from experiments.results.display import fitted_table, fmt_value, print_fitted
 
 
 def run(
@@ -116,8 +115,8 @@ def reproduce(
 
 
 def runs(runs_dir: RunsDir = None) -> None:
-    """List run records: id, dataset, task, key parameters, metrics, date."""
-    from experiments.config.registry import TASKS
+    """List run records, newest first: id, start, status, the monitored metric on val and test, the
+    duration, and the settings that differ between them (what every run shares is said once)."""
     from experiments.results import run_record
 
     root = run_record.runs_root(runs_dir)
@@ -128,45 +127,58 @@ def runs(runs_dir: RunsDir = None) -> None:
     if not records:
         console.print(f"No run records under {root}/. Start one with `ecomlab run`.")
         return
-    table = Table(title=f"Runs in {root}/")
-    table.add_column("id", no_wrap=True, min_width=12)
-    table.add_column("dataset", overflow="fold")
-    for col in (
-        "task",
-        "target",
-        "backbone",
-        "lr",
-        "lora r",
-        "prune",
-        "val (monitor)",
-        "test (same metric)",
-        "status",
-        "started",
-    ):
-        table.add_column(col)
-    for rec in records:
-        c, m = rec.config, rec.metrics or {}
-        data = c.get("data", {})
-        monitor = c.get("trainer", {}).get("monitor", "val/f1")
-
-        def fmt(v: object) -> str:
-            return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
-
-        task = c.get("task", "text_classification")
-        spec = TASKS.get(task)
-        test_metric = "test/" + monitor.split("/", 1)[-1]
-        table.add_row(
-            rec.exp_id,
-            data.get("dataset", "?"),
-            task,
-            str(data.get("target", data.get("label_column", "-"))),
-            str(c.get("model", {}).get("backbone")) if spec is None or spec.text_encoder else "-",
-            fmt(c.get("optim", {}).get("lr")),
-            fmt(c.get("peft", {}).get("r")),
-            fmt(c.get("prune", {}).get("ratio")),
-            f"{monitor} {fmt(m.get(monitor))}",
-            f"{test_metric} {fmt(m.get(test_metric))}",
-            rec.manifest.get("status", "?"),
-            str(rec.manifest.get("started", "?"))[:16],
+    columns, headers, rows, shared = runs_rows(records)
+    table, left_out = fitted_table(console, f"Runs in {root}/", columns, headers, rows, fixed=6)
+    print_fitted(console, table)
+    if shared:
+        console.print("Every run: " + ", ".join(f"{k} {v}" for k, v in shared.items()), highlight=False)
+    if left_out:
+        console.print(
+            f"Also differing (wider than the terminal): {', '.join(left_out)}; `ecomlab compare ID ...` shows them.",
+            highlight=False,
+            soft_wrap=True,
         )
-    wide(170).print(table)
+
+
+def runs_rows(records: list[Any]) -> tuple[list[str], dict[str, str], list[dict[str, Any]], dict[str, Any]]:
+    """(columns, headers, rows, what every record shares) of `ecomlab runs`, newest first."""
+    from experiments.analysis.compare import differing, flatten, short_names
+
+    records = sorted(records, key=lambda r: str(r.manifest.get("started", "")), reverse=True)
+    flat = [flatten(r.config) for r in records]
+    monitors = {f.get("trainer.monitor", "val/f1") for f in flat}
+    one_monitor = next(iter(monitors)) if len(monitors) == 1 else None
+    facts = ["task", "data.dataset", "data.target", "model.backbone"]
+    shared = {k.split(".")[-1]: flat[0].get(k) for k in facts if len({repr(f.get(k)) for f in flat}) == 1}
+    shared = {k: v for k, v in shared.items() if v is not None}
+    params = [k for k in differing(records) if not k.startswith(("seed", "trainer.monitor"))]
+    params = [k for k in facts if k in params] + [k for k in params if k not in facts]
+    rows = []
+    for rec, f in zip(records, flat):
+        monitor = f.get("trainer.monitor", "val/f1")
+        test = "test/" + monitor.split("/", 1)[-1]
+        m = rec.metrics or {}
+        val_cell = m.get(monitor) if one_monitor else f"{monitor} {fmt_value(m.get(monitor))}"
+        test_cell = m.get(test) if one_monitor else f"{test} {fmt_value(m.get(test))}"
+        rows.append(
+            {
+                "id": rec.exp_id,
+                "started": str(rec.manifest.get("started", "?"))[5:16].replace("T", " "),
+                "status": rec.manifest.get("status", "?"),
+                "val": val_cell,
+                "test": test_cell,
+                "time/total_s": m.get("time/total_s"),
+                **{k: f.get(k) for k in params},
+            }
+        )
+    monitor_name = one_monitor or "val (monitor)"
+    headers = {
+        "id": "id",
+        "started": "started",
+        "status": "status",
+        "val": monitor_name,
+        "test": "test/" + monitor_name.split("/", 1)[-1] if one_monitor else "test",
+        "time/total_s": "time",
+        **short_names(params),
+    }
+    return ["id", "started", "status", "val", "test", "time/total_s", *params], headers, rows, shared

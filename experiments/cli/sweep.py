@@ -64,6 +64,13 @@ def sweep(
             help="The file's search changed: go on with the study and record the change in it.",
         ),
     ] = False,
+    test_every_trial: Annotated[
+        bool,
+        typer.Option(
+            "--test-every-trial",
+            help="Test every trial's model (by default trials report val only and the best are tested once, at the end).",
+        ),
+    ] = False,
     no_baseline: NoBaseline = False,
     runs_dir: RunsDir = None,
 ) -> None:
@@ -79,6 +86,7 @@ def sweep(
     if artifacts:
         os.environ[record_store.ARTIFACTS_ENV] = artifacts  # the workers inherit it
     sw = load_sweep(sweep_file)
+    sw.test_every_trial = test_every_trial
     root = run_record.runs_root(runs_dir)
     for note in sw.notes:
         console.print(f"note: {note}")
@@ -102,8 +110,8 @@ def sweep(
     space = Table(title=f"Sweep {sw.name}: search space")
     space.add_column("parameter")
     space.add_column("space")
-    for p in sw.params:
-        space.add_row(p.path, p.describe())
+    for p in sw.every_param:  # a conditional choice's sub-space under it, "when" it is taken
+        space.add_row(("  " if p.when else "") + p.path, p.describe())
     console.print(space)
     table = Table(title="settings (defaults filled in, W&B keys resolved)")
     table.add_column("key")
@@ -177,3 +185,24 @@ def study_best(
     record_store.fetch_study(st, run_record.runs_root(runs_dir))  # its record may be on another machine
     exp_id = export_best(st, run_record.runs_root(runs_dir), export)
     console.print(f"Wrote {export} (experiment {exp_id}); run it with `ecomlab run {export}`.")
+
+
+def study_recommend(
+    name: str,
+    within: Annotated[
+        float, typer.Option("--within", min=0, help="How far below the best objective a trial may be.")
+    ] = 0.01,
+    by: Annotated[
+        str, typer.Option("--by", help="The cost to minimise among them: any metric of the run records.")
+    ] = "model/latency_ms_b32",
+    storage: StorageOpt = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """The best trial, and the cheapest trial (by --by; default the served latency at batch 32) whose
+    objective is within --within of the best's, with the command that exports it."""
+    from experiments.results.storage import load_study
+    from experiments.results.trials import recommendation_lines
+
+    study = load_study(name, storage_or_default(storage, runs_dir))
+    for line in recommendation_lines(study, within, by):
+        console.print(line, highlight=False, soft_wrap=True)

@@ -80,6 +80,7 @@ def build_datamodule(
     if augment and a.method != "none":
         dm.augment = Augmentation(a.method, a.p, a.copies, cfg.seed)
     dm.fold = fold
+    dm.val_subset = cfg.eval.val_subset
     return dm
 
 

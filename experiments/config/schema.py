@@ -30,6 +30,12 @@ class TrainerConfig(Group):
     mode: Literal["max", "min"] = Field("max", description="Whether `monitor` should go up or down.")
     limit_train_batches: int | float | None = Field(None, gt=0, description="Cap training batches per epoch.")
     limit_val_batches: int | float | None = Field(None, gt=0, description="Cap validation batches.")
+    val_check_interval: float | int | None = Field(
+        None,
+        gt=0,
+        description="Validate inside an epoch too: a fraction of it (0.25: four times) or every N training "
+        "batches; None: once an epoch. Each validation is a report to a sweep's pruner.",
+    )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field(
         "auto", description="Lightning accelerator."
     )
@@ -109,6 +115,12 @@ class _ExperimentBase(Group):
                 problems.append(f"{group}: only task {owner.name!r} uses it (task is {self.task!r})")
         for knob in KNOBS.values():
             problems.extend(knob.problems(self, spec))
+        vci = self.trainer.val_check_interval
+        if isinstance(vci, float) and vci > 1:
+            problems.append(
+                f"trainer.val_check_interval: a fraction of an epoch is at most 1.0 (got {vci}); "
+                "give a whole number of batches instead"
+            )
         allowed = [f"val/{m}" for m in spec.metrics]
         if self.trainer.monitor not in allowed:
             problems.append(

@@ -91,6 +91,7 @@ def build_trainer(
         default_root_dir=str(out),
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
+        val_check_interval=t.val_check_interval,
         gradient_clip_val=cfg.optim.grad_clip,
         log_every_n_steps=max(1, min(10, batches)),
         enable_model_summary=False,

@@ -58,8 +58,10 @@ def train_folds(
     console: Console | None,
     extra_callbacks: list[Any],
     extra_config: dict[str, Any] | None,
+    test: bool = True,
 ) -> dict[str, Any]:
-    """`train(cfg)` for `eval.folds` > 1: the folds one after another, then the run's record."""
+    """`train(cfg)` for `eval.folds` > 1: the folds one after another, then the run's record (each
+    fold tested unless `test` is off: a sweep tests its best trial once, at its end)."""
     from experiments.core.assets import sha256_file
     from experiments.results import tracking
     from experiments.run.single import train_one
@@ -99,6 +101,7 @@ def train_folds(
                 console=console,
                 extra_callbacks=per_epoch,
                 fold=(k, folds),
+                test=test,
             )
             per_fold.append(metrics)
             if logger is not None:

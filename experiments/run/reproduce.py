@@ -15,6 +15,7 @@ from experiments.config.ids import experiment_id
 from experiments.config.schema import validate
 from experiments.core.errors import RunRecordError
 from experiments.results import run_record
+from experiments.run.final_test import deferred
 from experiments.run.timing import is_timing
 from experiments.run.train import train
 
@@ -128,7 +129,9 @@ def reproduce(
     if cfg.trainer.threads is None and threads:
         cfg.trainer.threads = threads  # CPU sums depend on the thread count; use the recorded one
     out = rec.path / "reproductions" / time.strftime("%Y%m%d-%H%M%S")
-    new_metrics = train(cfg, root, out_dir=out, console=console)  # root: where a teacher is found
+    # root: where a teacher is found; a sweep trial whose test was deferred and never run is re-run
+    # without it too, so that the records compare metric for metric
+    new_metrics = train(cfg, root, out_dir=out, console=console, test=not deferred(rec))
     new = run_record.read_dir(out)
 
     names = sorted(set(rec.metrics or {}) | set(new_metrics))

@@ -32,6 +32,7 @@ def train_one(
     extra_callbacks: list[Any] | None = None,
     extra_config: dict[str, Any] | None = None,
     fold: tuple[int, int] | None = None,
+    test: bool = True,
 ) -> dict[str, Any]:
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record (the
     arguments are `train`'s). On K devices Lightning starts K-1 more processes that run this same
@@ -47,7 +48,11 @@ def train_one(
     out = out_dir or run_record.record_path(run_record.runs_root(runs_dir), exp_id)
     config = resolved(cfg)
     primary = global_rank(cfg) == 0
-    record = run_record.RunRecordWriter(out, exp_id, config, _facts(cfg, fold), enabled=primary)
+    facts = {
+        **_facts(cfg, fold),
+        **({} if test else {"test": "deferred: a sweep tests its best trials once, at its end"}),
+    }
+    record = run_record.RunRecordWriter(out, exp_id, config, facts, enabled=primary)
     clock = Phases()  # where a run's time goes: time/* in metrics.json (not compared by reproduce)
     with record.recording():
         dm, module = _build(cfg, runs_dir, console, fold, record, clock)
@@ -64,12 +69,12 @@ def train_one(
         loggers = [CSVLogger(save_dir=str(out), name="", version=""), *([logger] if logger else [])]
         trainer, checkpoint = build_trainer(cfg, module, dm, out, console, loggers, extra_callbacks)
         metrics, best_epoch, fit_s = _fit_and_evaluate(
-            trainer, checkpoint, module, dm, extra_callbacks, clock
+            trainer, checkpoint, module, dm, extra_callbacks, clock, test
         )
         if not primary:
             return metrics  # the same reduced val/test metrics as rank 0's; nothing written
         dm.trainer = None  # after training, evaluate and measure on whole splits, not this rank's shard
-        latency = _add_analysis(cfg, module, dm, out, clock, metrics)
+        latency = _add_analysis(cfg, module, dm, out, clock, metrics, test)
         metrics.update(
             {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch, **sizes, **latency}
         )
@@ -136,6 +141,7 @@ def _build(
     with clock("model_build"):
         module = build_module(cfg, dm)
     _memory_check(cfg, module, before_model_mb, console, record)
+    memory.reset_peak_rss()  # the peak measured after training is training's (see memory.estimate)
     record.update(
         environment=run_record.environment(),
         data={
@@ -156,8 +162,13 @@ def _build(
     return dm, module
 
 
-def _memory_check(cfg: ExperimentConfig, module: Any, runtime_mb: float, console: Console,
-                  record: run_record.RunRecordWriter) -> None:  # fmt: skip
+def _memory_check(
+    cfg: ExperimentConfig,
+    module: Any,
+    runtime_mb: float,
+    console: Console,
+    record: run_record.RunRecordWriter,
+) -> None:
     """Estimate the run's peak memory before its first step, print it and keep it in the manifest, and
     refuse a run that cannot fit the device (`OutOfMemory`: in a sweep, a trial PRUNED for `oom`)."""
     from lightning_modules import memory
@@ -233,9 +244,16 @@ def _load_best(module: Any, path: str) -> int | None:
 
 
 def _fit_and_evaluate(
-    trainer: Any, checkpoint: Any, module: Any, dm: Any, extra_callbacks: list[Any], clock: Phases
+    trainer: Any,
+    checkpoint: Any,
+    module: Any,
+    dm: Any,
+    extra_callbacks: list[Any],
+    clock: Phases,
+    test: bool = True,
 ) -> tuple[dict[str, float], int | None, float]:
-    """Fit, load the best checkpoint; return its val/* and test/* metrics, its epoch, the fit seconds."""
+    """Fit, load the best checkpoint; return its val/* and (unless `test` is off) test/* metrics,
+    its epoch, the fit seconds."""
     fit_start = time.time()
     module.keep_predictions()  # the analysis after training reads the val/test passes' outputs
     try:
@@ -264,8 +282,8 @@ def _fit_and_evaluate(
         val = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         if not (val and best_epoch == last and last_pass_is_final(trainer)):
             (val,) = trainer.validate(module, datamodule=dm, verbose=False)
-        (test,) = trainer.test(module, datamodule=dm, verbose=False)
-    return {k: float(v) for k, v in sorted({**val, **test}.items())}, best_epoch, fit_s
+        tested = trainer.test(module, datamodule=dm, verbose=False)[0] if test else {}
+    return {k: float(v) for k, v in sorted({**val, **tested}.items())}, best_epoch, fit_s
 
 
 def last_pass_is_final(trainer: Any) -> bool:
@@ -279,27 +297,35 @@ def last_pass_is_final(trainer: Any) -> bool:
         and isinstance(trainer.limit_val_batches, float)
         and trainer.limit_val_batches == 1.0
         and trainer.check_val_every_n_epoch == 1
+        and trainer.val_check_interval == 1.0  # with validations inside an epoch the best may be mid-epoch
         and not any(isinstance(c, ScheduledPruning) for c in trainer.callbacks)
     )
 
 
 def _add_analysis(
-    cfg: ExperimentConfig, module: Any, dm: Any, out: Path, clock: Phases, metrics: dict[str, Any]
+    cfg: ExperimentConfig,
+    module: Any,
+    dm: Any,
+    out: Path,
+    clock: Phases,
+    metrics: dict[str, Any],
+    test: bool = True,
 ) -> dict[str, float]:
     """After training: the best monitored value, sparsity, under `compress.int8` the int8 model's val
-    and test metrics in place of fp32's (kept as fp32/*), and the task's own analysis files; returns
-    the served latency (of the int8 model when it is on). The module keeps its fp32 network
-    afterwards (the saved weights are fp32)."""
+    and test metrics in place of fp32's (kept as fp32/*), and (unless the test is deferred) the task's
+    own analysis files on the test split; returns the served latency (of the int8 model when it is
+    on). The module keeps its fp32 network afterwards (the saved weights are fp32)."""
     metrics.update(module.final_metrics())  # the best monitored value of training (fp32)
     metrics["model/sparsity"] = round(module.sparsity(), 6)
     fp32 = module.model
     with clock("analysis"):
         if cfg.compress.int8:  # what the trial reports is the int8 model's; fp32's stays as fp32/*
-            int8, int8_mb = _int8_metrics(module, dm)
+            int8, int8_mb = _int8_metrics(module, dm, test)
             metrics.update({f"fp32/{k}": v for k, v in metrics.items() if k.startswith(("val/", "test/"))})
             metrics.update(int8)
             metrics["model/int8_size_mb"] = round(int8_mb, 3)
-        metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG
+        if test:
+            metrics.update(module.evaluate(dm, out))  # thresholds, confusion matrix / residual PNG
     with clock("latency"):
         latency = {
             "model/latency_ms": round(_latency_ms(module, dm, 1), 3),
@@ -320,7 +346,7 @@ def _latency_ms(module: Any, dm: Any, batch: int) -> float:
     return median_ms(module.forward_batch, example, batch, max_length, budget_s=LATENCY_BUDGET_S)
 
 
-def _int8_metrics(module: Any, dm: Any) -> tuple[dict[str, float], float]:
+def _int8_metrics(module: Any, dm: Any, test: bool = True) -> tuple[dict[str, float], float]:
     """Quantise `module.model` (dynamic int8, in place) and evaluate val and test on one CPU device;
     returns the metrics and the size in MB of the int8 state dict."""
     import io
@@ -345,9 +371,9 @@ def _int8_metrics(module: Any, dm: Any) -> tuple[dict[str, float], float]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers).*")
         (val,) = trainer.validate(module, datamodule=dm, verbose=False)
-        (test,) = trainer.test(module, datamodule=dm, verbose=False)
+        tested = trainer.test(module, datamodule=dm, verbose=False)[0] if test else {}
     dm.trainer = None
-    return {k: float(v) for k, v in {**val, **test}.items()}, len(buf.getvalue()) / 1e6
+    return {k: float(v) for k, v in {**val, **tested}.items()}, len(buf.getvalue()) / 1e6
 
 
 def _save_weights(

@@ -23,6 +23,7 @@ def train(
     console: Console | None = None,
     extra_callbacks: list[Any] | None = None,
     extra_config: dict[str, Any] | None = None,
+    test: bool = True,
 ) -> dict[str, Any]:
     """Fit, pick the best checkpoint by `trainer.monitor`, test it, and write the run record.
 
@@ -34,6 +35,8 @@ def train(
         extra_callbacks: more Lightning callbacks (sweeps add their pruning reporter here; under
             cross-validation one with `on_fold_end` hears each fold instead of each epoch).
         extra_config: more top-level W&B config keys (sweeps add the trial's parameters).
+        test: evaluate the test split (a sweep defers it: it tests its best trials once, at its end,
+            through `experiments.run.final_test`).
 
     Returns:
         The final metrics: `val/*` and `test/*` of the best checkpoint (of its int8 copy with
@@ -44,7 +47,7 @@ def train(
     if cfg.eval.folds > 1:
         from experiments.run.folds import train_folds
 
-        return train_folds(cfg, runs_dir, out_dir, console, list(extra_callbacks or []), extra_config)
+        return train_folds(cfg, runs_dir, out_dir, console, list(extra_callbacks or []), extra_config, test)
     from experiments.run.single import train_one
 
     return train_one(
@@ -54,4 +57,5 @@ def train(
         console=console,
         extra_callbacks=extra_callbacks,
         extra_config=extra_config,
+        test=test,
     )

@@ -246,8 +246,11 @@ def create_app(predictor: Predictor, limits: Limits | None = None) -> Any:
             return error(413, f"request body over the limit of {lim.max_body_mb:g} MB (--max-body-mb)")
         except _TooSlow:
             batcher.stats.slow_bodies += 1
-            return error(408, f"the body did not arrive within {lim.request_timeout:g} s (--request-timeout)",
-                         {"Connection": "close"})  # fmt: skip
+            return error(
+                408,
+                f"the body did not arrive within {lim.request_timeout:g} s (--request-timeout)",
+                {"Connection": "close"},
+            )
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ when the two drift apart.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -116,6 +117,14 @@ class ArtifactSpec(_Strict):
     weights: bool = Field(False, description="Upload model.safetensors too (large).")
 
 
+class WarmStartSpec(_Strict):
+    """An earlier study whose best parameter sets run first (those that fit this search space)."""
+
+    study: str = Field(..., description="The earlier study's name.")
+    top_k: int = Field(5, ge=1, le=100, description="How many of its best trials.")
+    storage: str | None = Field(None, description="Its storage URL, when it is not this study's.")
+
+
 class EarlyTerminate(_Strict):
     """W&B spelling of Hyperband (`early_terminate: {type: hyperband, min_iter: 1, eta: 3}`)."""
 
@@ -152,6 +161,19 @@ class SweepFile(_Strict):
     artifacts: ArtifactSpec = Field(
         default_factory=ArtifactSpec, description="Run records every machine reads."
     )
+    enqueue: list[dict[str, Any]] | None = Field(
+        None,
+        description="Parameter sets to run first, each {dot.path: value} over the searched parameters "
+        "(the base experiment's own values as trial 0 is good practice); enqueued once per study.",
+    )
+    warm_start: WarmStartSpec | None = Field(
+        None, description="Run the best parameter sets of an earlier study first, those that fit this space."
+    )
+    constraints: list[str] | None = Field(
+        None,
+        description="Conditions a good trial meets, each `metric <= bound` or `metric >= bound` over its run "
+        "record's metrics (model/latency_ms_b32 <= 50); the best trial is the best feasible one.",
+    )
     parameters: dict[str, Any] = Field(
         ...,
         min_length=1,
@@ -170,6 +192,26 @@ class SweepFile(_Strict):
     entity: str | None = Field(None, description="W&B entity for the trials.")
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """`metric <= bound` or `metric >= bound`: Optuna's constraint value is how far a trial is over."""
+
+    text: str
+    metric: str
+    op: str
+    bound: float
+
+    def violation(self, metrics: dict[str, Any]) -> float:
+        """<= 0 when the trial meets it; +inf when its record has no such metric."""
+        v = metrics.get(self.metric)
+        if not isinstance(v, (int, float)) or v != v:
+            return float("inf")
+        return float(v) - self.bound if self.op == "<=" else self.bound - float(v)
+
+
+CONSTRAINT = re.compile(r"^\s*([\w/.\-]+)\s*(<=|>=)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
 @dataclass
 class Sweep:
     """A sweep file read and checked: what `ecomlab sweep` runs.
@@ -182,6 +224,8 @@ class Sweep:
         base: the base experiment with the pinned `parameters` set (a pinned value is base config).
         params: every parameter, pinned ones included (what `--dry-run` shows).
         notes: W&B keys ignored or approximated, one line each.
+        test_every_trial: test every trial's model (`--test-every-trial`); by default a sweep tests
+            its best trials once, at its end (`experiments.run.final_test`).
     """
 
     spec: SweepFile
@@ -190,6 +234,7 @@ class Sweep:
     base: dict[str, Any]
     params: list[Param]
     notes: list[str] = field(default_factory=list)
+    test_every_trial: bool = False  # `--test-every-trial`: else the test split is touched once, at the end
 
     @property
     def name(self) -> str:
@@ -209,7 +254,21 @@ class Sweep:
 
     @property
     def searched(self) -> list[Param]:
+        """The parameters trials sample (a conditional one brings its branches along)."""
         return [p for p in self.params if p.searched]
+
+    @property
+    def every_param(self) -> list[Param]:
+        """Every parameter, each branch's of a conditional one included (what `--dry-run` lists)."""
+        return [q for p in self.params for q in p.flat()]
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return [read_constraint(c) for c in self.spec.constraints or []]
+
+    @property
+    def conditional(self) -> bool:
+        return any(p.branches for p in self.params)
 
     def experiment(self, values: dict[str, Any]) -> ExperimentConfig:
         """The experiment a trial runs: the base with the trial's values set, tracked in the study's
@@ -353,6 +412,64 @@ def _resolve_budget(spec: SweepFile, raw: dict[str, Any], problems: list[str]) -
         problems.append("budget: give n_trials and/or timeout")
 
 
+def read_constraint(text: str) -> Constraint:
+    m = CONSTRAINT.match(text)
+    assert m, text  # checked when the file was read
+    return Constraint(text.strip(), m.group(1), m.group(2), float(m.group(3)))
+
+
+def _check_constraints(spec: SweepFile, task: str, problems: list[str]) -> None:
+    allowed = allowed_metrics(task)
+    for i, text in enumerate(spec.constraints or []):
+        m = CONSTRAINT.match(text)
+        where = f"constraints[{i}]"
+        if m is None:
+            problems.append(f"{where}: {text!r} is not `metric <= bound` or `metric >= bound`")
+        elif m.group(1).startswith("test/"):
+            problems.append(
+                f"{where}: {m.group(1)} would choose the model on the test split, which must stay untouched until the "
+                f"search is over; use {m.group(1).replace('test/', 'val/', 1)}"
+            )
+        elif m.group(1) not in allowed:
+            problems.append(
+                f"{where}: task {task!r} never records {m.group(1)!r}; choose one of {', '.join(allowed)}"
+            )
+
+
+def optuna_params(params: list[Param], values: dict[str, Any]) -> dict[str, Any]:
+    """{dot.path: value} of a parameter set as Optuna names it (a branch's parameters carry the
+    choice); raises KeyError naming a key the search space does not sample."""
+    out: dict[str, Any] = {}
+    todo = [p for p in params if p.searched]
+    seen = set()
+    while todo:
+        p = todo.pop(0)
+        if p.path in values and p.searched:
+            out[p.optuna_name] = values[p.path]
+            seen.add(p.path)
+            for choice, sub in p.branches:
+                if choice == values[p.path]:
+                    todo.extend(q for q in sub if q.searched)
+    if extra := sorted(set(values) - seen):
+        raise KeyError(", ".join(extra))
+    return out
+
+
+def _check_enqueued(spec: SweepFile, params: list[Param], base: dict[str, Any], problems: list[str]) -> None:
+    """Each `enqueue` entry names searched parameters only, and the experiment config takes it."""
+    for i, entry in enumerate(spec.enqueue or []):
+        where = f"enqueue[{i}]"
+        try:
+            optuna_params(params, entry)
+        except KeyError as exc:
+            problems.append(f"{where}: {exc.args[0]} is not searched by this file's parameters")
+            continue
+        try:
+            validate(set_values(base, entry))
+        except ConfigError as exc:
+            problems.extend(f"{where}: {p}" for p in exc.problems)
+
+
 def _read_parameters(spec: SweepFile, problems: list[str]) -> list[Param]:
     params = []
     for key, value in wandb_spelling.flatten_parameters(spec.parameters).items():
@@ -366,24 +483,30 @@ def _read_parameters(spec: SweepFile, problems: list[str]) -> list[Param]:
         for p in params:
             if p.kind in ("float", "int") and not (p.step or p.kind == "int"):
                 problems.append(f"parameters.{p.path}: the grid sampler needs choices or a step")
+            if p.branches:
+                problems.append(
+                    f"parameters.{p.path}: the grid sampler cannot search a conditional space; use tpe"
+                )
     return params
 
 
 def _probe_parameters(params: list[Param], base: dict[str, Any], problems: list[str]) -> None:
-    """Each pinned value, bound and choice against the experiment config."""
-    for p in params:
+    """Each pinned value, bound and choice against the experiment config (a branch's with its choice)."""
+    for p in (q for top in params for q in top.flat()):
+        where = {p.when[0]: p.when[1]} if p.when else {}
         for v in p.probe_values():
             try:
-                validate(set_values(base, {p.path: v}))
+                validate(set_values(base, {**where, p.path: v}))
             except ConfigError as exc:
                 for msg in exc.problems:
                     unknown = msg.startswith(p.path + ": unknown key") or msg.startswith(
                         p.path.rsplit(".", 1)[0] + ": unknown"
                     )
+                    label = f"parameters.{p.path}" + (f" (when {p.when[0]} = {p.when[1]})" if p.when else "")
                     if unknown:
-                        problems.append(f"parameters.{p.path}: the experiment config has no key {p.path!r}")
+                        problems.append(f"{label}: the experiment config has no key {p.path!r}")
                     else:
-                        problems.append(f"parameters.{p.path}: value {v!r} is invalid: {msg}")
+                        problems.append(f"{label}: value {v!r} is invalid: {msg}")
                 break
 
 
@@ -407,9 +530,16 @@ def _most_epochs(params: list[Param], base_epochs: int) -> tuple[int, str]:
 def _check_pruning_reach(
     spec: SweepFile, params: list[Param], base_cfg: ExperimentConfig, problems: list[str]
 ) -> None:
-    """A first rung at or past a trial's last epoch never prunes (epochs report steps 0..E-1)."""
+    """A first rung at or past a trial's last report never prunes (reports are steps 0..R-1: one a
+    validation, so R = epochs x validations an epoch)."""
     kind, pruner = spec.pruner.type, spec.pruner
     last, what = _most_epochs(params, base_cfg.trainer.max_epochs)
+    vci = base_cfg.trainer.val_check_interval
+    if isinstance(vci, int) and not isinstance(vci, bool):
+        return  # validations every N batches: how many an epoch depends on the data; Hyperband reads it
+    if isinstance(vci, float) and vci < 1.0 and base_cfg.eval.folds <= 1:
+        each = max(1, round(1 / vci))
+        last, what = last * each, f"the trials' {last * each} validations ({each} an epoch)"
     if kind == "hyperband" and isinstance(pruner.max_resource, int) and pruner.max_resource < last:
         last, what = pruner.max_resource, f"pruner.max_resource ({pruner.max_resource})"
     if pruner.min_resource >= last:
@@ -441,9 +571,11 @@ def load_sweep(path: str | Path) -> Sweep:
     _resolve_sampler(spec)
     pruner_named = _resolve_pruner(spec, problems, notes)
     _resolve_budget(spec, raw, problems)
+    _check_constraints(spec, task, problems)
     params = _read_parameters(spec, problems)
     if base_cfg is not None:
         _probe_parameters(params, base, problems)
+        _check_enqueued(spec, params, base, problems)
         # a pinned value is base config (devices included): every trial, and the base id, has it
         base = set_values(base, {p.path: p.value for p in params if not p.searched})
         if pruner_named and spec.pruner.type in ("hyperband", "successive_halving"):

@@ -30,8 +30,15 @@ from experiments.results.storage import STORAGE_ENV
 from experiments.sweep.claim import counts, effective_budget, finished
 from experiments.sweep.file import DEVICE_KEYS, Sweep, load_sweep
 from experiments.sweep.objective import WORKER_TOKEN_ENV
-from experiments.sweep.study import check_unchanged, open_study, storage_url, study_baseline, sweep_dir
-from experiments.sweep.summary import log_study, save_note, show_study
+from experiments.sweep.study import (
+    check_unchanged,
+    open_study,
+    run_first,
+    storage_url,
+    study_baseline,
+    sweep_dir,
+)
+from experiments.sweep.summary import log_study, save_note, show_study, test_the_best
 from experiments.sweep.worker import GROUP_RESTART
 
 
@@ -103,6 +110,7 @@ def _spawn(
     token: str,
     study_name: str,
     ranks: int = 1,
+    test_every_trial: bool = False,
 ) -> list[subprocess.Popen]:
     """Start a worker: one process, or K rank processes with torchrun's environment (so Lightning's
     DDP uses them as they are) and a fresh rendezvous port on 127.0.0.1."""
@@ -135,6 +143,8 @@ def _spawn(
         "--study-name",
         study_name,
     ]
+    if test_every_trial:
+        cmd.append("--test-every-trial")
     if deadline is not None:
         cmd += ["--deadline", str(deadline)]
     if n_trials is not None:
@@ -171,7 +181,9 @@ def ranks_per_trial(sw: Sweep) -> int:
     t = sw.base_experiment.trainer
     if t.devices == 1:
         return 1
-    if searched := [p.path for p in sw.searched if p.path in DEVICE_KEYS]:
+    if searched := [
+        p.path for top in sw.searched for p in top.flat() if p.searched and p.path in DEVICE_KEYS
+    ]:
         raise EcomlabError(
             f"parameters.{searched[0]}: a sweep whose trials run on several devices cannot search "
             "trainer.devices, num_nodes or strategy (every trial of a worker runs on the same K devices); "
@@ -245,8 +257,20 @@ class Plan:
         token = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:12]}"
         log = self.folder / f"worker-{index}.log"
         devices = self.gpus[index] if self.gpus else None
-        ranks = _spawn(self.sw.source, self.runs_root, index, self.deadline, self.n_trials, self.threads, devices,
-                       log, token, self.sw.name, ranks=self.ranks)  # fmt: skip
+        ranks = _spawn(
+            self.sw.source,
+            self.runs_root,
+            index,
+            self.deadline,
+            self.n_trials,
+            self.threads,
+            devices,
+            log,
+            token,
+            self.sw.name,
+            ranks=self.ranks,
+            test_every_trial=self.sw.test_every_trial,
+        )
         return WorkerProc(index, ranks, log, token)
 
     def respawn(self, w: WorkerProc) -> None:
@@ -288,6 +312,7 @@ def run_sweep(
     p = plan(sw, runs_root, workers, devices_per_trial, n_trials)
     study = open_study(sw, runs_root, sampling=False)[0]
     check_unchanged(study, sw, allow_changed)
+    run_first(study, sw, console)
     procs = [p.spawn(i) for i in range(workers)]
     console.print(
         f"Study [bold]{sw.name}[/] ({storage_url(sw, runs_root).split('://')[0]}), {workers} worker(s)"
@@ -301,6 +326,8 @@ def run_sweep(
     console.print()  # the live view leaves the cursor on its last line
     if warm_up.is_alive():
         warm_up.join()
+    if not interrupted and not sw.test_every_trial:
+        test_the_best(study, runs_root, console)
     show_study(study, console, baseline=baseline)
     if interrupted:
         console.print(
@@ -312,24 +339,39 @@ def run_sweep(
     return study
 
 
-def _supervise(study: Any, p: Plan, procs: list[WorkerProc], console: Console, baseline: bool,
-               warm_up: threading.Thread) -> bool:  # fmt: skip
+def _supervise(
+    study: Any, p: Plan, procs: list[WorkerProc], console: Console, baseline: bool, warm_up: threading.Thread
+) -> bool:
     """Watch the workers until none is left to run; True when interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
     from rich.live import Live
 
-    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C, SIGTERM and SIGHUP set a flag that the loop below reads: a KeyboardInterrupt raised
+    # wherever the signal lands can be swallowed (inside an import lock's callback while the warm-up
+    # thread imports, for one), and the sweep would then run on as if never interrupted
+    asked = threading.Event()
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda *_: asked.set()) for s in stops}
+
+    def check() -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+
     try:
         if baseline:  # while the workers start (imports, data); on a cold cache one cleaning serves both
             study_baseline(study, p.sw, console)
+        check()
         warm_up.start()
         noted = -1
         with Live(_view(study, p.sw, p.budget, procs), console=console, refresh_per_second=2) as live:
             while any([_keep_going(study, p, w, console) for w in procs]):
+                check()
                 live.update(_view(study, p.sw, p.budget, procs))
                 if (done := finished(study)) != noted:  # the dashboard's note follows the study
                     save_note(study)
                     noted = done
+                check()
                 time.sleep(0.5)
+            check()
             live.update(_view(study, p.sw, p.budget, procs))
         save_note(study)
     except KeyboardInterrupt:
@@ -436,12 +478,16 @@ def _check_budget(study: Any, p: Plan, procs: list[WorkerProc], console: Console
     running = counts(study).get("RUNNING", 0)
     elsewhere = f", {running} running elsewhere" if running else ""
     if p.deadline is not None and time.time() >= p.deadline:
-        console.print(f"budget.timeout ({p.sw.spec.budget.timeout:g} s) reached with {done} of {p.budget} trials "
-                      f"finished{elsewhere}: `{resume_command(p)}` runs the {left} left.")  # fmt: skip
+        console.print(
+            f"budget.timeout ({p.sw.spec.budget.timeout:g} s) reached with {done} of {p.budget} trials "
+            f"finished{elsewhere}: `{resume_command(p)}` runs the {left} left."
+        )
         return
     why = "; ".join(w.given_up for w in procs if w.given_up) or "the workers stopped"
-    raise SweepIncomplete(f"Stopped short of the budget: {done} of {p.budget} trials finished, {left} left"
-                          f"{elsewhere}: {why}. `{resume_command(p)}` resumes the study.")  # fmt: skip
+    raise SweepIncomplete(
+        f"Stopped short of the budget: {done} of {p.budget} trials finished, {left} left"
+        f"{elsewhere}: {why}. `{resume_command(p)}` resumes the study."
+    )
 
 
 def _import_for_the_summary(sw: Sweep) -> None:
@@ -461,10 +507,6 @@ def _import_for_the_summary(sw: Sweep) -> None:
             import wandb.sdk.launch.inputs.internal  # noqa: F401
     except Exception:  # noqa: BLE001 - the summary imports them again and reports any real error
         pass
-
-
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _view(study: Any, sw: Sweep, budget: int | None, procs: list[WorkerProc]) -> Any:

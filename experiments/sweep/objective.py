@@ -128,6 +128,8 @@ class Objective:
             # one write, not one per metric: each attribute is a storage transaction
             kept = {k: v for k, v in metrics.items() if k.startswith(RECORDED_METRICS) and v is not None}
             trial.set_user_attr("metrics", kept)
+            for c in self.sw.constraints:  # Optuna's samplers and best_trial read them (<= 0: met)
+                trial.set_constraint(c.text, c.violation(metrics))
             self._share(trial, exp_id)
             out = [metric_value(metrics, m.name) for m in self.sw.objectives]
             return out if self.sw.multi_objective else out[0]
@@ -176,11 +178,18 @@ class Objective:
         extra = {"study": self.sw.name, "trial": trial.number, **values}
         try:
             return train(
-                cfg, self.runs_root, console=self.console, extra_callbacks=callbacks, extra_config=extra
+                cfg,
+                self.runs_root,
+                console=self.console,
+                extra_callbacks=callbacks,
+                extra_config=extra,
+                test=self.sw.test_every_trial,
             )
         except OutOfMemory as exc:  # a fact about this region of the space: pruned, not retried
             trial.set_user_attr("pruned_reason", "oom")
             trial.set_user_attr("error", str(exc)[:1000])
+            for c in self.sw.constraints:  # and infeasible, for the samplers that read constraints
+                trial.set_constraint(c.text, float("inf"))
             raise optuna.TrialPruned(str(exc)) from exc
         except Exception as exc:
             # a rank failed inside training: the other ranks may sit in a collective, the group restarts

@@ -63,19 +63,23 @@ class RankGroup:
 
 
 class DistributedPruning(PyTorchLightningPruningCallback):
-    """optuna-integration's Lightning pruning callback, for ranks started outside Lightning.
+    """optuna-integration's Lightning pruning callback, reporting every validation (not every epoch)
+    and working for ranks started outside Lightning.
 
-    On one device it is the stock callback (reports each epoch, raises `TrialPruned`). Under DDP the
-    stock callback needs the trial on every rank and reads the pruned flag back from storage in
-    `check_pruned()`, which races with rank 0 writing it when the ranks are separate processes.
-    Here only rank 0 holds the trial (`trial=None` elsewhere); it reports the reduced metric and
-    decides; the decision is broadcast through Lightning's strategy, kept on every rank, and
+    Each validation is one report to the pruner at step = the validations so far: once an epoch by
+    default, several with `trainer.val_check_interval`, so a one-epoch trial can still be pruned (the
+    stock callback reports at step = epoch, so a second validation in the same epoch would be lost).
+    Under DDP the stock callback needs the trial on every rank and reads the pruned flag back from
+    storage in `check_pruned()`, which races with rank 0 writing it when the ranks are separate
+    processes. Here only rank 0 holds the trial (`trial=None` elsewhere); it reports the reduced metric
+    and decides; the decision is broadcast through Lightning's strategy, kept on every rank, and
     `check_pruned()` raises `TrialPruned` on every rank alike.
     """
 
     def __init__(self, trial: optuna.trial.Trial | None, monitor: str) -> None:
         super().__init__(trial, monitor)  # type: ignore[arg-type]
         self.pruned_at: int | None = None
+        self.validations = 0
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self.is_ddp_backend = trainer.world_size > 1
@@ -83,20 +87,24 @@ class DistributedPruning(PyTorchLightningPruningCallback):
             raise ValueError("DistributedPruning needs the trial on a single device")
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if not self.is_ddp_backend:
-            return super().on_validation_end(trainer, pl_module)
         if trainer.sanity_checking:
             return
-        epoch = pl_module.current_epoch
+        step, self.validations = self.validations, self.validations + 1
         prune = False
         if trainer.is_global_zero:
             score = trainer.callback_metrics.get(self.monitor)
-            if score is not None:  # reduced over the ranks: every example of the val split once
-                self._trial.report(float(score), step=epoch)
+            if score is not None:  # on K devices reduced over the ranks: every val example once
+                self._trial.report(float(score), step=step)
                 prune = self._trial.should_prune()
+        if not self.is_ddp_backend:
+            if prune:
+                raise optuna.TrialPruned(
+                    f"Trial was pruned at validation {step} (epoch {pl_module.current_epoch})."
+                )
+            return
         if trainer.strategy.broadcast(prune, src=0):
             trainer.should_stop = True
-            self.pruned_at = epoch
+            self.pruned_at = step
 
     def on_fold_end(self, fold: int, per_fold: list[dict[str, Any]]) -> None:
         """Cross-validation (`eval.folds`): report the mean of the monitor over the folds so far at
@@ -110,4 +118,4 @@ class DistributedPruning(PyTorchLightningPruningCallback):
 
     def check_pruned(self) -> None:
         if self.pruned_at is not None:
-            raise optuna.TrialPruned(f"Trial was pruned at epoch {self.pruned_at}.")
+            raise optuna.TrialPruned(f"Trial was pruned at validation {self.pruned_at}.")

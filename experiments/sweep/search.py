@@ -17,8 +17,8 @@ def sampler(sw: Sweep, seed: int) -> Any:
     kw: dict[str, Any] = {"seed": seed}
     if kind in ("tpe", "gp", "cmaes") and startup is not None:
         kw["n_startup_trials"] = startup
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(multivariate=True, **kw)
+    if kind == "tpe":  # a conditional space samples each branch's parameters as their own group
+        return optuna.samplers.TPESampler(multivariate=True, group=sw.conditional, **kw)
     if kind == "random":
         return optuna.samplers.RandomSampler(**kw)
     if kind == "gp":
@@ -32,7 +32,7 @@ def sampler(sw: Sweep, seed: int) -> Any:
     raise AssertionError(kind)
 
 
-def pruner(sw: Sweep, max_reports: int) -> Any:
+def pruner(sw: Sweep, max_reports: int | str) -> Any:
     """The file's Optuna pruner; `max_reports` is the most reports a trial makes (its epochs, or its
     folds under `eval.folds`), Hyperband's max_resource when the file says `auto`."""
     import optuna

@@ -1,5 +1,17 @@
 """The search space: each parameter of a sweep file read into a `Param` (native or W&B spelling),
-checked against the experiment config before trial 0, and sampled from an Optuna trial."""
+checked against the experiment config before trial 0, and sampled from an Optuna trial.
+
+A categorical parameter may carry a sub-space per choice (a conditional space):
+
+    model.backbone:
+      type: categorical
+      choices:
+        minilm: {optim.lr: {type: float, low: 2.0e-5, high: 2.0e-4, log: true}}
+        smollm2-135m: {optim.lr: {...}, peft.r: {type: categorical, choices: [8, 16, 32]}}
+
+A branch's parameters are sampled only when their choice is taken, under Optuna names that carry
+the choice (`optim.lr (smollm2-135m)`), so two branches may search the same key over other ranges.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +36,11 @@ class ParameterSpec(BaseModel):
     high: float | None = Field(None, description="Upper bound of a float or int range.")
     log: bool = Field(False, description="Sample the range on a log scale (bounds above 0).")
     step: float | None = Field(None, description="Step of a range (not with log); ints default to 1.")
-    choices: list[Any] | None = Field(None, description="The values of a categorical parameter.")
+    choices: list[Any] | dict[str, Any] | None = Field(
+        None,
+        description="The values of a categorical parameter; as a mapping, each choice with its own sub-space "
+        "(dot.path -> search space, sampled only when that choice is taken).",
+    )
     value: Any = Field(None, description="A pinned value (W&B `value`; the same as a plain value).")
     values: list[Any] | None = Field(None, description="W&B: the values of a categorical parameter.")
     distribution: str | None = Field(None, description="W&B distribution (see the W&B table below).")
@@ -52,6 +68,19 @@ class Param:
     choices: tuple[Any, ...] = ()
     value: Any = None
     note: str | None = None  # how a W&B distribution was approximated, if it was
+    branches: tuple[tuple[Any, tuple[Param, ...]], ...] = ()  # (choice, its sub-space) of a categorical
+    name: str | None = None  # the Optuna name, when it is not the path (a branch's parameter)
+    when: tuple[str, Any] | None = (
+        None  # (model.backbone, minilm): the choice a branch's parameter belongs to
+    )
+
+    @property
+    def optuna_name(self) -> str:
+        return self.name or self.path
+
+    def flat(self) -> list[Param]:
+        """This parameter and, for a conditional one, every branch's parameters."""
+        return [self, *(q for _, sub in self.branches for p in sub for q in p.flat())]
 
     @property
     def searched(self) -> bool:
@@ -62,10 +91,14 @@ class Param:
             text = f"= {self.value!r}"
         elif self.kind == "categorical":
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+            if any(sub for _, sub in self.branches):
+                text += " (each with its own sub-space)"
         else:
             scale = " log" if self.log else ""
             step = f" step {self.step:g}" if self.step else ""
             text = f"{self.kind}{scale} [{self.low:g}, {self.high:g}]{step}"
+        if self.when is not None:
+            text += f" when {self.when[0]} = {self.when[1]}"
         return text + (f" (approximated: {self.note})" if self.note else "")
 
     def probe_values(self) -> list[Any]:
@@ -167,6 +200,8 @@ def parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param 
         return Param(path, "fixed", value=spec.get("value"))
     if kind == "categorical":
         choices = spec.get("choices")
+        if isinstance(choices, dict) and choices:
+            return _conditional(path, choices, where, problems)
         if not isinstance(choices, list) or not choices:
             problems.append(f"{where}.choices: must be a non-empty list")
             return None
@@ -175,6 +210,39 @@ def parse_param(path: str, spec: Any, where: str, problems: list[str]) -> Param 
         problems.append(f"{where}.type: must be float, int or categorical (got {kind!r})")
         return None
     return _range(path, spec, where, note, problems)
+
+
+def _conditional(path: str, choices: dict[str, Any], where: str, problems: list[str]) -> Param:
+    """A categorical parameter whose choices carry their own sub-spaces."""
+    branches = []
+    for choice, sub in choices.items():
+        if sub is not None and not isinstance(sub, dict):
+            problems.append(
+                f"{where}.choices.{choice}: a choice's sub-space is a mapping dot.path -> search space"
+            )
+            sub = None
+        params = []
+        for key, spec in (sub or {}).items():
+            if key == path or not all(part.isidentifier() for part in key.split(".")):
+                problems.append(
+                    f"{where}.choices.{choice}.{key}: not a dot-path of config keys other than {path}"
+                )
+                continue
+            p = parse_param(key, spec, f"{where}.choices.{choice}.{key}", problems)
+            if p is not None:
+                params.append(_in_branch(p, path, choice))
+        branches.append((choice, tuple(params)))
+    return Param(path, "categorical", choices=tuple(choices), branches=tuple(branches))
+
+
+def _in_branch(p: Param, parent: str, choice: Any) -> Param:
+    """`p` as a parameter of the branch `parent = choice` (named for Optuna with the choice)."""
+    import dataclasses
+
+    branches = tuple((c, tuple(_in_branch(q, parent, choice) for q in sub)) for c, sub in p.branches)
+    return dataclasses.replace(
+        p, name=f"{p.optuna_name} ({choice})", when=(parent, choice), branches=branches
+    )
 
 
 def grid_space(params: list[Param]) -> dict[str, list[Any]]:
@@ -192,14 +260,21 @@ def grid_space(params: list[Param]) -> dict[str, list[Any]]:
 
 
 def suggest(trial: Any, params: list[Param]) -> dict[str, Any]:
-    """The searched parameters' values for `trial` (pinned ones are in the base experiment)."""
+    """The searched parameters' values for `trial` (pinned ones are in the base experiment), and
+    those of the branch each conditional choice takes (its pinned values included)."""
     values: dict[str, Any] = {}
     for p in params:
+        name = p.optuna_name
         if p.kind == "float":
-            values[p.path] = trial.suggest_float(p.path, p.low, p.high, log=p.log, step=p.step)
+            values[p.path] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
         elif p.kind == "int":
             step = int(p.step or 1)
-            values[p.path] = trial.suggest_int(p.path, int(p.low), int(p.high), step=step, log=p.log)  # type: ignore[arg-type]
+            values[p.path] = trial.suggest_int(name, int(p.low), int(p.high), step=step, log=p.log)  # type: ignore[arg-type]
         elif p.kind == "categorical":
-            values[p.path] = trial.suggest_categorical(p.path, list(p.choices))
+            values[p.path] = trial.suggest_categorical(name, list(p.choices))
+        elif p.when is not None:  # a value a branch pins: set only when the branch is taken
+            values[p.path] = p.value
+        for choice, sub in p.branches:
+            if values.get(p.path) == choice:
+                values.update(suggest(trial, list(sub)))
     return values

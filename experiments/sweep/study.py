@@ -42,11 +42,17 @@ def open_rdb(sw: Sweep, runs_root: Path) -> Any:
     return storage(storage_url(sw, runs_root), f.heartbeat_interval, f.grace_period, f.max_retries)
 
 
-def max_reports(sw: Sweep) -> int:
-    """The most intermediate values a trial reports: one per epoch, or one per fold under
-    cross-validation."""
+def max_reports(sw: Sweep) -> int | str:
+    """The most intermediate values a trial reports: one per validation (one an epoch, or
+    1/`val_check_interval` an epoch), or one per fold under cross-validation; `auto` (Optuna's
+    Hyperband then reads it off the first finished trial) when validations come every N batches."""
     base = sw.base_experiment
-    return base.eval.folds if base.eval.folds > 1 else base.trainer.max_epochs
+    if base.eval.folds > 1:
+        return base.eval.folds
+    vci = base.trainer.val_check_interval
+    if vci is None:
+        return base.trainer.max_epochs
+    return base.trainer.max_epochs * max(1, round(1 / vci)) if isinstance(vci, float) else "auto"
 
 
 def open_study(sw: Sweep, runs_root: Path, sampling: bool) -> tuple[Any, int, Any]:
@@ -94,6 +100,17 @@ def _describe(study: Any, sw: Sweep) -> None:
         study.set_user_attr("metrics", [m.model_dump(exclude_none=True) for m in sw.objectives])
         study.set_user_attr("sweep_file", str(sw.source))
         study.set_user_attr("base_experiment_id", experiment_id(sw.base_experiment))
+    if "report_unit" not in study.user_attrs:  # what a step of the intermediate values is
+        study.set_user_attr("report_unit", report_unit(sw))
+
+
+def report_unit(sw: Sweep) -> str:
+    """What one intermediate value of a trial stands for: an epoch, a validation (several an epoch
+    with `trainer.val_check_interval`), or a fold under cross-validation."""
+    base = sw.base_experiment
+    if base.eval.folds > 1:
+        return "fold"
+    return "epoch" if base.trainer.val_check_interval in (None, 1.0) else "validation"
 
 
 def base_experiment_id(sw: Sweep) -> str:
@@ -105,11 +122,14 @@ FINGERPRINT_ATTR = "fingerprint"
 
 def fingerprint(sw: Sweep) -> dict[str, Any]:
     """What makes a study one search: its search space, its objectives and its base experiment."""
-    return {
-        "space": {p.path: p.describe() for p in sw.searched},
+    out = {
+        "space": {p.optuna_name: p.describe() for top in sw.searched for p in top.flat() if p.searched},
         "objectives": [f"{m.name} ({m.goal})" for m in sw.objectives],
         "base_experiment_id": base_experiment_id(sw),
     }
+    if sw.spec.constraints:  # absent from studies made before constraints: their fingerprint stays
+        out["constraints"] = list(sw.spec.constraints)
+    return out
 
 
 def digest(parts: dict[str, Any]) -> str:
@@ -129,6 +149,8 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             out.append(f"parameters.{path} was {was}, now {now}")
     if old.get("objectives") != new.get("objectives"):
         out.append(f"the objectives were {old.get('objectives')}, now {new.get('objectives')}")
+    if old.get("constraints") != new.get("constraints"):
+        out.append(f"the constraints were {old.get('constraints')}, now {new.get('constraints')}")
     if old.get("base_experiment_id") != new.get("base_experiment_id"):
         out.append(
             f"the base experiment was {old.get('base_experiment_id')}, now {new.get('base_experiment_id')}"
@@ -188,3 +210,73 @@ def study_baseline(study: Any, sw: Sweep, console: Console) -> dict[str, Any] | 
     if prompted is not None:
         study.set_user_attr("zero_shot", {k: v for k, v in prompted.items() if k != "cache_hit"})
     return result
+
+
+def run_first(study: Any, sw: Sweep, console: Console) -> None:
+    """Queue the file's `enqueue` parameter sets and its warm start's best trials, once: a set the
+    study already holds (queued or run) is skipped, so a resume queues nothing twice."""
+    from experiments.sweep.file import optuna_params
+
+    for entry in sw.spec.enqueue or []:
+        study.enqueue_trial(optuna_params(sw.params, entry), skip_if_exists=True)
+    if sw.spec.enqueue:
+        console.print(f"enqueued {len(sw.spec.enqueue)} parameter set(s) to run first")
+    if sw.spec.warm_start is not None:
+        fits, skipped, source = warm_start(sw)
+        for params in fits:
+            study.enqueue_trial(params, skip_if_exists=True)
+        console.print(
+            f"warm start: {len(fits)} of the best trials of study {source} run first"
+            + (f" ({skipped} do not fit this search space)" if skipped else "")
+        )
+
+
+def warm_start(sw: Sweep) -> tuple[list[dict[str, Any]], int, str]:
+    """(the parameter sets of the earlier study's best `top_k` complete trials that fit this space,
+    how many did not, its name)."""
+    import optuna
+
+    from experiments.results.storage import load_study
+
+    ws = sw.spec.warm_start
+    assert ws is not None
+    url = ws.storage or os.environ.get(STORAGE_ENV) or sw.spec.storage
+    if url is None:
+        raise EcomlabError(f"warm_start.storage: give the storage of study {ws.study!r} (or --storage)")
+    earlier = load_study(ws.study, url)
+    done = earlier.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(earlier.directions) > 1:
+        ranked = list(earlier.best_trials)
+    else:
+        sign = -1 if earlier.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+        ranked = sorted(done, key=lambda t: sign * t.value)
+    fits, skipped = [], 0
+    for t in ranked[: ws.top_k]:
+        params = _fitting(sw, t.params)
+        if params is None:
+            skipped += 1
+        else:
+            fits.append(params)
+    return fits, skipped, ws.study
+
+
+def _fitting(sw: Sweep, params: dict[str, Any]) -> dict[str, Any] | None:
+    """`params` restricted to this study's search space, or None when they do not fit it (a top-level
+    parameter missing, or a value outside its range or choices)."""
+    out: dict[str, Any] = {}
+    todo = list(sw.searched)
+    while todo:
+        p = todo.pop(0)
+        name = p.optuna_name if p.optuna_name in params else p.path
+        if name not in params:
+            return None
+        v = params[name]
+        if p.kind == "categorical" and v not in p.choices:
+            return None
+        if p.kind in ("float", "int") and not (p.low <= v <= p.high):
+            return None
+        out[p.optuna_name] = v
+        for choice, sub in p.branches:
+            if choice == v:
+                todo.extend(q for q in sub if q.searched)
+    return out

@@ -10,7 +10,13 @@ from rich.console import Console
 
 from experiments.core.errors import EcomlabError
 from experiments.results import run_record
-from experiments.results.display import fmt_value
+from experiments.results.display import fitted_table, fmt_param, print_fitted, state_text
+from experiments.results.trials import (
+    DEFAULT_COST,
+    FINAL_TEST_ATTR,
+    recommendation_lines,
+    test_metrics,
+)
 from experiments.sweep.file import Sweep
 
 
@@ -25,7 +31,7 @@ def baseline_lines(study: Any, trial: Any | None) -> list[str]:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in base["metrics"].items())
             lines.append(f"Baseline {base['name']}: {shown}")
             continue
-        recorded = trial.user_attrs.get("metrics") or {}
+        recorded = {**(trial.user_attrs.get("metrics") or {}), **test_metrics(study, trial)}
         for i, m in enumerate(metrics):
             names = [m["name"]] + (
                 [m["name"].replace("val/", "test/", 1)] if m["name"].startswith("val/") else []
@@ -54,6 +60,38 @@ def log_study(study: Any, sw: Sweep, folder: Path, console: Console) -> None:
         console.print(
             f"Study-level W&B run {run_id} ({tracking.resolve_mode(base.tracking)}) in {folder}/wandb"
         )
+
+
+def test_the_best(study: Any, runs_root: Path, console: Console) -> None:
+    """Test the best trial (every Pareto trial with several objectives) once, from its saved
+    weights, and keep the result on the study; a trial whose record is on another machine is said
+    and skipped. A failure here never loses the finished study."""
+    from experiments.run.final_test import test_record, testable
+
+    try:
+        chosen = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    except ValueError:  # no completed (feasible) trial
+        return
+    kept = dict(study.user_attrs.get(FINAL_TEST_ATTR) or {})
+    for t in chosen:
+        exp_id = t.user_attrs.get("experiment_id")
+        folder = runs_root / str(exp_id)
+        if str(t.number) in kept or not exp_id:
+            continue
+        if not testable(folder):  # on another machine, or a half-written copy of a killed attempt
+            from experiments.results.record_store import where_written
+
+            console.print(
+                f"[yellow]trial {t.number}: its weights are at {where_written(t)}; test it there with "
+                f"`ecomlab sweep` on that machine, or fetch the record with its weights[/]"
+            )
+            continue
+        try:
+            kept[str(t.number)] = test_record(folder, console, f" by study {study.study_name}")
+        except Exception as exc:  # noqa: BLE001 - the study is finished; say what was not tested
+            console.print(f"[yellow]trial {t.number} was not tested:[/] {type(exc).__name__}: {exc}")
+    if kept:
+        study.set_user_attr(FINAL_TEST_ATTR, kept)
 
 
 def note(study: Any) -> str:
@@ -111,12 +149,14 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
         )
         rows.append(
             {
+                "constraints": t.constraints,
                 "number": t.number,
                 "state": t.state.name,
                 "params": t.params,
                 "values": t.values,
                 "duration_s": duration,
                 "experiment_id": t.user_attrs.get("experiment_id"),
+                "intermediate_values": t.intermediate_values,
                 "user_attrs": t.user_attrs,
                 "system_attrs": t.system_attrs,
             }
@@ -125,41 +165,61 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
 
 
 def show_study(study: Any, console: Console, baseline: bool = True) -> None:
-    from rich.table import Table
 
     metrics = study.user_attrs.get("metrics") or [{"name": "value", "goal": "maximize"}]
     rows = trial_rows(study)
     names = sorted({k for r in rows for k in r["params"]})
-    table = Table(title=f"Study {study.study_name}: {len(rows)} trial(s)")
-    for col in ("#", "state", *names, *(m["name"] for m in metrics), "time", "experiment id"):
-        table.add_column(col, overflow="fold")
+    unit = study.user_attrs.get("report_unit", "epoch")
+    table_rows = []
     for r in rows:
-        vals = r["values"] or [None] * len(metrics)
-        note = r["user_attrs"].get("error") if r["state"] == "FAIL" else None
-        state = r["state"] + (f" ({note[:40]})" if note else "")
-        if "failed_trial" in r["system_attrs"]:
-            state += f" retry of {r['system_attrs']['failed_trial']}"
-        table.add_row(
-            str(r["number"]),
-            state,
-            *(fmt_value(r["params"].get(n)) for n in names),
-            *(fmt_value(v) for v in vals),
-            fmt_value(r["duration_s"], 1),
-            r["experiment_id"] or "-",
+        vals = r["values"] if r["state"] == "COMPLETE" and r["values"] else [None] * len(metrics)
+        table_rows.append(
+            {
+                "#": r["number"],
+                "state": state_text(r, unit),
+                **{m["name"]: v for m, v in zip(metrics, vals)},
+                "duration_s": r["duration_s"],
+                "experiment id": r["experiment_id"],
+                **{f"param:{n}": r["params"].get(n) for n in names},
+            }
         )
-    (console if console.is_terminal else Console(width=200, file=console.file)).print(table)
+    columns = ["#", "state", *(m["name"] for m in metrics), "duration_s", "experiment id"]
+    headers = {"duration_s": "time", **{f"param:{n}": n for n in names}}
+    table, left_out = fitted_table(
+        console,
+        f"Study {study.study_name}: {len(rows)} trial(s)",
+        columns + [f"param:{n}" for n in names],
+        headers,
+        table_rows,
+        fixed=len(columns),
+    )
+    print_fitted(console, table)
+    if left_out:
+        console.print(
+            f"Parameters left out (wider than the terminal): {', '.join(headers[c] for c in left_out)}; "
+            f"`ecomlab compare {study.study_name}` shows them.",
+            highlight=False,
+            soft_wrap=True,
+        )
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     if not complete:
         console.print("No completed trial yet.")
         return
     if len(metrics) == 1:
-        b = study.best_trial
+        try:
+            b = study.best_trial
+        except ValueError:  # every completed trial breaks a constraint
+            console.print("No completed trial meets the constraints yet.")
+            return
         console.print(
             f"Best: trial {b.number}, {metrics[0]['name']} = {b.value:.4f}, "
             f"experiment {b.user_attrs.get('experiment_id')}: {_fmt_params(b.params)}"
         )
         for line in baseline_lines(study, b) if baseline else []:
             console.print(line)
+        if any(DEFAULT_COST in (t.user_attrs.get("metrics") or {}) for t in study.get_trials(deepcopy=False)):
+            for line in recommendation_lines(study):  # a command whole on its line, the rest wrapped
+                console.print(line, highlight=False, soft_wrap=line.startswith("Export it:"))
     else:
         front = []
         for t in study.best_trials:
@@ -168,15 +228,24 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
         console.print("Pareto front: " + "; ".join(front))
         for line in baseline_lines(study, None) if baseline else []:
             console.print(line)
-    console.print(
-        f"Next: `ecomlab report {study.study_name} --out {study.study_name}.html`, "
-        f"`ecomlab study best {study.study_name} --export best.yaml`, "
-        f"`ecomlab dashboard {study.study_name}`, `ecomlab reproduce <experiment id>`."
+    next_steps(
+        console,
+        f"ecomlab report {study.study_name} --out {study.study_name}.html",
+        f"ecomlab study best {study.study_name} --export best.yaml",
+        f"ecomlab dashboard {study.study_name}",
+        "ecomlab reproduce <experiment id>",
     )
 
 
+def next_steps(console: Console, *commands: str) -> None:
+    """The commands to run next, one a line and never wrapped, so each can be copied whole."""
+    console.print("Next:")
+    for command in commands:
+        console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
+
+
 def _fmt_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
+    return ", ".join(f"{k}={fmt_param(v)}" for k, v in params.items())
 
 
 def export_best(study: Any, runs_root: Path, out: Path) -> str:

@@ -62,6 +62,7 @@ def run_worker(
     console: Console | None = None,
     watch_parent: bool = False,
     study_name: str | None = None,
+    test_every_trial: bool = False,
 ) -> int:
     """Run trials until the budget, the target or `deadline`; returns how many this worker ran.
     `watch_parent`: stop when the process that started this one (the monitor) is gone; `study_name`:
@@ -72,6 +73,7 @@ def run_worker(
     sw = load_sweep(sweep_file)
     if study_name:
         sw.spec.name = study_name
+    sw.test_every_trial = test_every_trial
     group = RankGroup.from_env()
     running = Running()
     if watch_parent:
@@ -170,6 +172,7 @@ def _follow(sw: Sweep, runs_root: Path, group: RankGroup, console: Console) -> i
                 console=console,
                 extra_callbacks=callbacks,
                 extra_config={"study": sw.name, "trial": trial.number, **values},
+                test=sw.test_every_trial,
             )
         except optuna.TrialPruned:
             pass  # rank 0 records it PRUNED
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline", type=float, default=None)
     ap.add_argument("--n-trials", type=int, default=None)
     ap.add_argument("--study-name", default=None)
+    ap.add_argument("--test-every-trial", action="store_true")
     args = ap.parse_args(argv)
     threads = os.environ.get("ECOMLAB_WORKER_THREADS")
     if threads:
@@ -234,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             console=Console(width=120),
             watch_parent=True,
             study_name=args.study_name,
+            test_every_trial=args.test_every_trial,
         )
     except EcomlabError as exc:
         print(f"error: {exc}", file=sys.stderr)

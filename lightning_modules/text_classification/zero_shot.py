@@ -29,8 +29,12 @@ def label_scores(model: Any, tokenizer: Any, texts: list[str], labels: list[str]
     import torch
 
     spoken = [label.replace("_", " ") for label in labels]
-    answers = [tokenizer(" " + s if not getattr(tokenizer, "chat_template", None) else s,
-                         add_special_tokens=False)["input_ids"] for s in spoken]  # fmt: skip
+    answers = [
+        tokenizer(" " + s if not getattr(tokenizer, "chat_template", None) else s, add_special_tokens=False)[
+            "input_ids"
+        ]
+        for s in spoken
+    ]
     rows = []  # (prompt ids, answer ids)
     for text in texts:
         ids = tokenizer(prompt(tokenizer, text[: 8 * max_length], spoken), add_special_tokens=False)[

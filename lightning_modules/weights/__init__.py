@@ -114,7 +114,7 @@ CATALOGUE: dict[str, Pretrained] = {
                 "gemma3-270m-part2",
                 "gemma3-270m-part3",
                 "gemma3-270m-part4",
-            ),  # fmt: skip
+            ),
             source="gemma-3-270m-q4_k_m.gguf",
             converter="lightning_modules.weights.gguf:convert",
             quantisation="GGUF Q4_K_M (4-bit), dequantised to float32",

@@ -101,8 +101,9 @@ def test_three_trial_sweep_completes_and_records_each_run(tmp_path: Path, storag
         if t.state.name == "COMPLETE":
             metrics = json.loads((rec / "metrics.json").read_text())
             assert metrics["val/f1"] == pytest.approx(t.value)
-            kept = t.user_attrs["metrics"]  # the run's val/test/model metrics ride on the trial
-            assert kept["test/acc_top3"] == metrics["test/acc_top3"] and "model/sparsity" in kept
+            kept = t.user_attrs["metrics"]  # the run's val/model metrics ride on the trial
+            assert kept["val/acc_top3"] == metrics["val/acc_top3"] and "model/sparsity" in kept
+            assert not any(k.startswith("test/") for k in kept)  # trials report val only
             assert not any(k.startswith("time/") for k in kept)
         else:
             assert json.loads((rec / "manifest.json").read_text())["status"] == "pruned"
@@ -251,8 +252,14 @@ def test_every_shipped_sweep_validates() -> None:
     for path in files:
         assert path.read_text().splitlines()[0].startswith("# ecomlab sweep "), path
         sw = load_sweep(path)
-        searched = {p.path for p in sw.params if p.kind != "fixed"}
-        if not path.stem.startswith("quickstart"):  # quickstarts are demonstrations on a time budget
+        searched = {q.path for p in sw.params for q in p.flat() if q.searched}
+        if path.stem.startswith("families-"):
+            # a family sweep answers "which model family": each family's learning rate in its own branch
+            (family,) = sw.params
+            assert family.path == "model.backbone" and len(family.choices) >= 3, path
+            assert all("optim.lr" in {q.path for q in sub} for _, sub in family.branches), path
+            assert "peft.r" in searched, path
+        elif not path.stem.startswith("quickstart"):  # quickstarts are demonstrations on a time budget
             assert {"optim.lr", "optim.warmup", "prune.ratio"} <= searched, path
             assert any("dropout" in p for p in searched), path
             # LoRA rank wherever there is a transformer; click-through searches its imbalance knobs instead
