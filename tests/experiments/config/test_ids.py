@@ -33,7 +33,7 @@ PINNED = {
 PINNED_SWEEP_BASES = {
     "click_through-open_bandit.yaml": "bcacbb51f4d2",
     "cv-electronics_products.yaml": "b9449eb583b3",
-    "families-womens_clothing_reviews.yaml": "2fc42746765a",
+    "families-womens_clothing_reviews.yaml": "3b1cd77afaed",
     "compress-womens_clothing_reviews.yaml": "dd862a60e9b0",
     "price_regression-electronics_prices.yaml": "b3ebea16b877",
     "price_regression-pc_prices.yaml": "2f77000d74b0",
