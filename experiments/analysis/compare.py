@@ -20,6 +20,7 @@ from typing import Any
 from experiments.core.errors import EcomlabError
 from experiments.core.fingerprints import NOT_SPLIT_SHAPING
 from experiments.results import record_store, run_record
+from experiments.results.trials import branched, config_path
 
 SHOWN = ("best_epoch", "time/total_s", "model/trainable_params", "model/sparsity", "model/size_mb")
 DEFAULT_FACTS = ("time/total_s", "model/trainable_params", "model/size_mb")
@@ -125,10 +126,10 @@ def unsampled_keys(studies: list[Any]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for st in studies:
         trials = st.get_trials(deepcopy=False)
-        branched = {n.split(" (", 1)[0] for t in trials for n in t.params if n.endswith(")") and " (" in n}
+        in_branches = {config_path(n) for t in trials for n in t.params if branched(n)}
         for t in trials:
-            sampled = {n.split(" (", 1)[0] for n in t.params}
-            if (exp_id := t.user_attrs.get("experiment_id")) and (gap := branched - sampled):
+            sampled = {config_path(n) for n in t.params}
+            if (exp_id := t.user_attrs.get("experiment_id")) and (gap := in_branches - sampled):
                 out[exp_id] = gap
     return out
 

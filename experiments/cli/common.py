@@ -12,7 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from experiments.results.display import TERMINAL_COLUMNS
+
 console = Console()
+if not console.is_terminal:  # a pipe or a file: lines as wide as the tables, not rich's 80 columns
+    console = Console(width=TERMINAL_COLUMNS)
 
 NoBaseline = Annotated[
     bool, typer.Option("--no-baseline", help="Do not fit or show the task's cheap baseline.")

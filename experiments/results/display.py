@@ -59,6 +59,8 @@ def fmt_cell(column: str, v: Any) -> str:
         return fmt_seconds(v)
     if column in ("model/trainable_params", "model/total_params", "model/params"):
         return fmt_count(v)
+    if column.endswith(("_mb", "_ms", "_ms_b32")) and isinstance(v, float):  # sizes and latencies
+        return f"{v:.1f}"
     if "." in column and "/" not in column:  # a config dot-path
         return fmt_param(v)
     return fmt_value(v)

@@ -13,6 +13,17 @@ from experiments.results.display import fmt_value
 FINAL_TEST_ATTR = "final_test"  # {trial number: its test metrics}, computed once at the end
 
 
+def config_path(optuna_name: str) -> str:
+    """The config path an Optuna parameter name sets: a conditional branch's `optim.lr (minilm)`
+    (experiments/sweep/space.py names them so) sets `optim.lr`; a path has no spaces."""
+    return optuna_name.split(" (", 1)[0]
+
+
+def branched(name: str) -> bool:
+    """Whether an Optuna parameter name is a conditional branch's (`optim.lr (minilm)`)."""
+    return config_path(name) != name
+
+
 def test_metrics(study: Any, trial: Any) -> dict[str, Any]:
     """A trial's test metrics: its own (tested every trial) or those of the end-of-sweep test."""
     own = {k: v for k, v in (trial.user_attrs.get("metrics") or {}).items() if k.startswith("test/")}

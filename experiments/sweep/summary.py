@@ -14,6 +14,7 @@ from experiments.results.display import fitted_table, fmt_param, print_fitted, s
 from experiments.results.trials import (
     DEFAULT_COST,
     FINAL_TEST_ATTR,
+    config_path,
     recommendation_lines,
     test_metrics,
 )
@@ -168,10 +169,11 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
 
     metrics = study.user_attrs.get("metrics") or [{"name": "value", "goal": "maximize"}]
     rows = trial_rows(study)
-    names = sorted({k for r in rows for k in r["params"]})
+    by_path = [_by_path(r["params"]) for r in rows]
+    names = sorted({k for params in by_path for k in params})
     unit = study.user_attrs.get("report_unit", "epoch")
     table_rows = []
-    for r in rows:
+    for r, params in zip(rows, by_path):
         vals = r["values"] if r["state"] == "COMPLETE" and r["values"] else [None] * len(metrics)
         table_rows.append(
             {
@@ -180,7 +182,7 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
                 **{m["name"]: v for m, v in zip(metrics, vals)},
                 "duration_s": r["duration_s"],
                 "experiment id": r["experiment_id"],
-                **{f"param:{n}": r["params"].get(n) for n in names},
+                **{f"param:{n}": params.get(n) for n in names},
             }
         )
     columns = ["#", "state", *(m["name"] for m in metrics), "duration_s", "experiment id"]
@@ -242,6 +244,12 @@ def next_steps(console: Console, *commands: str) -> None:
     console.print("Next:")
     for command in commands:
         console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _by_path(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters by config path: a branch's `optim.lr (minilm)` is the `optim.lr` column,
+    blank in the trials that took another branch."""
+    return {config_path(name): v for name, v in params.items()}
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

@@ -132,3 +132,5 @@ def test_ten_runs_with_four_differing_parameters_fit_120_columns(tmp_path: Path)
     header = next(line for line in lines if "weight_decay" in line)
     for name in ("lr", "warmup", "hidden_dropout", "val/f1", "test/f1", "trainable", "MB"):
         assert name in header, header
+    row = next(line for line in lines if ids[0] in line)
+    assert "22.7M" in row and "90.9" in row and "2 min 03 s" in row, row  # counts, sizes, times for reading

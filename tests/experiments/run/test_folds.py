@@ -71,13 +71,16 @@ def test_a_cross_validated_run_records_every_fold_and_reports_their_mean(tmp_pat
     assert info["threshold"] == folds[chosen]["val/threshold"] == metrics["val/threshold"]
 
 
-def test_the_pruner_can_stop_a_trial_after_its_first_fold(tmp_path: Path) -> None:
+@pytest.mark.parametrize("val_check_interval", [1.0, 0.5])
+def test_the_pruner_can_stop_a_trial_after_its_first_fold(tmp_path: Path, val_check_interval: float) -> None:
+    """The pruner hears each fold's mean; validations inside a fold's epochs choose its checkpoint."""
     from experiments.run.train import train
     from experiments.sweep.rank_group import DistributedPruning
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
     trial = study.ask()  # any F1 is below 2.0: the pruner stops the trial at its first report
-    cfg = validate(tiny_config(trainer={"max_epochs": 2}, eval={"folds": 3}))
+    trainer = {"max_epochs": 2, "val_check_interval": val_check_interval}
+    cfg = validate(tiny_config(trainer=trainer, eval={"folds": 3}))
     with pytest.raises(optuna.TrialPruned, match="after fold 0"):
         train(cfg, extra_callbacks=[DistributedPruning(trial, "val/f1")])
     root = tmp_path / "runs" / experiment_id(cfg)

@@ -60,8 +60,11 @@ def study(tmp_path: Path) -> optuna.Study:
 
 
 def test_a_two_device_sweep_runs_one_trial_per_group_and_prunes_on_rank_0(tmp_path: Path) -> None:
-    """The devices are pinned in `parameters`, as W&B users pin values: a pinned value is base config."""
-    base = tiny_config(data={"batch_size": 8}, trainer={"max_epochs": 2, "threads": 1})
+    """The devices are pinned in `parameters`, as W&B users pin values: a pinned value is base config.
+    Two validations an epoch: the diverging trial is stopped by both ranks at the first, inside epoch 0."""
+    base = tiny_config(
+        data={"batch_size": 8}, trainer={"max_epochs": 2, "threads": 1, "val_check_interval": 0.5}
+    )
     pinned = {"trainer.accelerator": "cpu", "trainer.devices": {"value": 2}}
     parameters = {"optim.lr": {"type": "float", "low": 1e-9, "high": 1.0, "log": True}, **pinned}
     path = ddp_sweep(tmp_path, base=base, parameters=parameters)
@@ -82,7 +85,8 @@ def test_a_two_device_sweep_runs_one_trial_per_group_and_prunes_on_rank_0(tmp_pa
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]  # exactly the budget, no extra trial
     assert all(t.user_attrs["ranks"] == 2 for t in trials)
     pruned = trials[1]
-    assert list(pruned.intermediate_values) == [0]  # both ranks stopped after the same first epoch
+    assert list(trials[0].intermediate_values) == [0, 1, 2, 3]  # two validations an epoch, reduced
+    assert list(pruned.intermediate_values) == [0]  # both ranks stopped at the same first validation
     # both ranks sampled rank 0's parameters and built the same experiment
     logs = tmp_path / "runs" / "sweeps" / "ddp"
     rank0, rank1 = rank_lines(logs / "worker-0.log"), rank_lines(logs / "worker-0.rank1.log")

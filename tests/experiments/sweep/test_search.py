@@ -3,6 +3,7 @@ cheapest trial within a tolerance of the best."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,33 @@ def test_a_branch_is_sampled_only_when_its_choice_is_taken(tmp_path: Path) -> No
     listed = {p.describe() for p in sw.every_param}
     assert "float log [0.001, 0.01] when optim.schedule = cosine" in listed
     assert "one of 'linear', 'cosine' (each with its own sub-space)" in listed
+
+
+def test_study_show_puts_each_branch_parameter_in_its_path_column_blank_where_not_taken() -> None:
+    from rich.console import Console
+
+    from experiments.sweep.summary import show_study
+
+    study = optuna.create_study(study_name="cond", direction="maximize")
+    study.set_user_attr("metrics", [{"name": "val/f1", "goal": "maximize"}])
+    choice = optuna.distributions.CategoricalDistribution(["linear", "cosine"])
+    lr = optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)
+    for i, (schedule, value) in enumerate([("linear", 0.00067), ("cosine", 0.0123)]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optim.schedule": schedule, f"optim.lr ({schedule})": value},
+                distributions={"optim.schedule": choice, f"optim.lr ({schedule})": lr},
+                value=0.5 + i / 10,
+                user_attrs={"experiment_id": f"{i:012d}"},
+            )
+        )
+    out = io.StringIO()
+    show_study(study, Console(file=out, width=120), baseline=False)
+    text = out.getvalue()
+    header = next(line for line in text.splitlines() if "state" in line)
+    assert "optim.lr" in header and "optim.lr (" not in header, header  # one column for both branches
+    rows = [line for line in text.splitlines() if "00000000000" in line]
+    assert "0.00067" in rows[0] and "0.0123" in rows[1], rows
 
 
 def test_a_mistake_inside_a_branch_is_reported_with_the_branch(tmp_path: Path) -> None:
