@@ -2,13 +2,13 @@
 
     python bench/peers.py [--repeats 3] [--variants warm cold] [--sides ecomlab hand hf]
 
-The search: 3,000 deduplicated Dangdang reviews (2,000 train / 500 val; ecomlab also tests on 500
-more), a `tiny` BERT 2x128 (WordPiece vocabulary of 8,000 built from the train texts), max_length 64,
-batches of 32, 2 epochs, TPE (seed 0) + Hyperband (rungs at epoch 1) over lr, warmup and dropout.
+The search: 3,000 deduplicated Dangdang reviews (2,000 train / 500 val; ecomlab also tests its best
+trial once, at the end, on 500 more), a `tiny` BERT 2x128 (WordPiece vocabulary of 8,000 built from
+the train texts), max_length 64, batches of 32, 2 epochs, TPE (seed 0) + Hyperband (rungs at epoch 1) over lr, warmup and dropout.
 
 Three sides, each a fresh process timed from start to exit, `--repeats` times, the median printed:
 - `ecomlab`: `ecomlab sweep FILE` with everything it does by default (baseline, W&B offline runs,
-  run records, test split, latency, weights);
+  run records, the best trial tested once, latency, weights);
 - `hand`: a hand-written Optuna + Lightning loop (tokenise once, optuna-integration's
   PyTorchLightningPruningCallback, no logger, no checkpoint);
 - `hf`: transformers' `Trainer.hyperparameter_search` with the Optuna backend (no pruning).
