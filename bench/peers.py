@@ -4,7 +4,8 @@
 
 The search: 3,000 deduplicated Dangdang reviews (2,000 train / 500 val; ecomlab also tests its best
 trial once, at the end, on 500 more), a `tiny` BERT 2x128 (WordPiece vocabulary of 8,000 built from
-the train texts), max_length 64, batches of 32, 2 epochs, TPE (seed 0) + Hyperband (rungs at epoch 1) over lr, warmup and dropout.
+the train texts), max_length 64, batches of 32, 2 epochs, TPE (seed 0) + Hyperband (rungs at
+epoch 1) over lr, warmup and dropout.
 
 Three sides, each a fresh process timed from start to exit, `--repeats` times, the median printed:
 - `ecomlab`: `ecomlab sweep FILE` with everything it does by default (baseline, W&B offline runs,

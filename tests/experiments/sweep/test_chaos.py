@@ -108,11 +108,7 @@ class Killer(threading.Thread):
                 next_random = time.time() + self.rng.uniform(2, 4)
 
 
-# PostgreSQL in the slow tier: the same kills on SQLite run by default, and PostgreSQL's claim and
-# retry paths are covered by test_machines.py and the three-trial sweep
-@pytest.mark.parametrize(
-    "storage_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True
-)
+@pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indirect=True)
 def test_two_sweeps_survive_their_workers_being_killed(tmp_path: Path, storage_url: str | None) -> None:
     url = storage_url or f"sqlite:///{tmp_path / 'shared.db'}"
     hook, marks = tmp_path / "hook", tmp_path / "marks"

@@ -70,7 +70,7 @@ def test_a_branch_is_sampled_only_when_its_choice_is_taken(tmp_path: Path) -> No
     assert "one of 'linear', 'cosine' (each with its own sub-space)" in listed
 
 
-def test_study_show_puts_each_branch_parameter_in_its_path_column_blank_where_not_taken() -> None:
+def test_study_show_puts_each_branch_parameter_in_its_path_column() -> None:
     from rich.console import Console
 
     from experiments.sweep.summary import show_study
