@@ -29,24 +29,32 @@ def cache_key(cfg: Any, dm: Any) -> str:
 def compute(cfg: Any, console: Console | None = None) -> dict[str, Any] | None:
     """The task's baseline on `cfg`'s split ({"name", "metrics", "settings", "trivial", "cache_hit"}),
     or None for a task that declares none."""
-    import time
-
     from experiments.config.registry import TASKS, build_datamodule
 
     fit = TASKS[cfg.task].baseline_fit()
     if fit is None:
         return None
     dm = build_datamodule(cfg, console=Console(quiet=True), augment=False)
-    key = cache_key(cfg, dm)
+    return _fit_once(fit, dm, cfg, cache_key(cfg, dm), "baseline", "fitted", console)
+
+
+def _fit_once(
+    fit: Any, dm: Any, cfg: Any, key: str, kind: str, verb: str, console: Console | None
+) -> dict[str, Any]:
+    """`fit(dm, cfg)` timed and cached under `key` (as `kind` in the token cache's metadata), or the
+    cached result; says so on `console` when it fitted."""
+    import time
+
     cached = token_cache.load(key)
     if cached is not None:
-        return {**cached.meta["baseline"], "cache_hit": True}
+        return {**cached.meta[kind], "cache_hit": True}
     start = time.time()
     result = fit(dm, cfg)
     result["fit_s"] = round(time.time() - start, 3)
-    token_cache.save(key, {}, {"baseline": result})
+    token_cache.save(key, {}, {kind: result})
     if console is not None:
-        console.print(f"baseline: {result['name']} fitted in {result['fit_s']:.1f} s (cached for this split)")
+        label = kind.replace("_", "-")
+        console.print(f"{label}: {result['name']} {verb} in {result['fit_s']:.1f} s (cached for this split)")
     return {**result, "cache_hit": False}
 
 
@@ -78,8 +86,6 @@ def zero_shot(cfg: Any, console: Console | None = None) -> dict[str, Any] | None
     """The backbone prompted with no training on `cfg`'s split (the baseline's shape), or None when
     the task has no zero-shot scorer or the backbone is not an instruct decoder. Cached like the
     baseline, per backbone."""
-    import time
-
     from experiments.config.registry import TASKS, build_datamodule
 
     fit = TASKS[cfg.task].zero_shot_fit()
@@ -89,18 +95,7 @@ def zero_shot(cfg: Any, console: Console | None = None) -> dict[str, Any] | None
     key = fingerprints.fingerprint(
         ZERO_SHOT_VERSION, cache_key(cfg, dm), cfg.model.backbone, cfg.data.max_length
     )
-    cached = token_cache.load(key)
-    if cached is not None:
-        return {**cached.meta["zero_shot"], "cache_hit": True}
-    start = time.time()
-    result = fit(dm, cfg)
-    result["fit_s"] = round(time.time() - start, 3)
-    token_cache.save(key, {}, {"zero_shot": result})
-    if console is not None:
-        console.print(
-            f"zero-shot: {result['name']} scored in {result['fit_s']:.1f} s (cached for this split)"
-        )
-    return {**result, "cache_hit": False}
+    return _fit_once(fit, dm, cfg, key, "zero_shot", "scored", console)
 
 
 def versus(value: float | None, baseline: dict[str, Any] | None, metric: str, goal: str) -> str | None:

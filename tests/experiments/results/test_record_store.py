@@ -12,21 +12,27 @@ from experiments.results import record_store
 from experiments.results.storage import storage
 
 
+def a_record(tmp_path: Path, manifest: str) -> Path:
+    """A run record folder `here/0123456789ab` with its config, manifest, metrics and weights."""
+    rec = tmp_path / "here" / "0123456789ab"
+    rec.mkdir(parents=True)
+    for name, text in {
+        "config.yaml": "seed: 1\n",
+        "manifest.json": manifest,
+        "metrics.json": '{"val/f1": 0.5}',
+        "model.safetensors": "weights",
+    }.items():
+        (rec / name).write_text(text)
+    return rec
+
+
 def a_trial_with_a_record(tmp_path: Path) -> tuple[optuna.Study, Path]:
     study = optuna.create_study(study_name="s", storage=storage(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     store_dir = tmp_path / "store"
     study.set_user_attr(record_store.STUDY_ATTR, str(store_dir))
     trial = study.ask()
     trial.set_user_attr("experiment_id", "0123456789ab")
-    rec = tmp_path / "here" / "0123456789ab"
-    rec.mkdir(parents=True)
-    for name, text in {
-        "config.yaml": "seed: 1\n",
-        "manifest.json": "{}",
-        "metrics.json": '{"val/f1": 0.5}',
-        "model.safetensors": "weights",
-    }.items():
-        (rec / name).write_text(text)
+    rec = a_record(tmp_path, manifest="{}")
     (rec / "checkpoints").mkdir()
     n = record_store.upload_record(record_store.open_store(str(store_dir)), trial, rec, weights=False)
     assert n == 3  # top-level files, no weights, no folders
@@ -66,15 +72,7 @@ def test_a_record_kept_in_the_storage_is_written_here_whole_without_weights(tmp_
     trial = study.ask()
     for key, value in {"experiment_id": "0123456789ab", "host": "node-1", "runs_dir": "/data/runs"}.items():
         trial.set_user_attr(key, value)
-    rec = tmp_path / "here" / "0123456789ab"
-    rec.mkdir(parents=True)
-    for name, text in {
-        "config.yaml": "seed: 1\n",
-        "manifest.json": '{"status": "completed"}',
-        "metrics.json": '{"val/f1": 0.5}',
-        "model.safetensors": "weights",
-    }.items():
-        (rec / name).write_text(text)
+    rec = a_record(tmp_path, manifest='{"status": "completed"}')
     assert record_store.keep_in_storage(trial, rec) == ["config.yaml", "manifest.json", "metrics.json"]
     study.tell(trial, 0.5)
     there = tmp_path / "there"
