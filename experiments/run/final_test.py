@@ -36,6 +36,10 @@ def testable(rec_dir: Path) -> bool:
         rec = run_record.read_dir(rec_dir)
     except Exception:  # noqa: BLE001 - a damaged record is simply not testable here
         return False
+    return _finished(rec, rec_dir)
+
+
+def _finished(rec: run_record.RunRecord, rec_dir: Path) -> bool:
     return (
         rec.manifest.get("status") == "completed"
         and rec.metrics is not None
@@ -49,7 +53,7 @@ def test_record(rec_dir: Path, console: Console | None = None, why: str = "") ->
     import lightning.pytorch as pl
 
     rec = run_record.read_dir(rec_dir)
-    if not testable(rec_dir):
+    if not _finished(rec, rec_dir):
         raise RunRecordError(f"{rec_dir}: not a finished record with its weights; nothing to test")
     if not deferred(rec):
         return {k: v for k, v in (rec.metrics or {}).items() if k.startswith("test/")}
