@@ -1,12 +1,19 @@
-"""One MiniLM fine-tuning trial on the GPU in bf16-mixed: training samples/s and model FLOP utilisation.
+"""One fine-tuning trial on the GPU in bf16-mixed: training samples/s, peak GPU memory against the
+run's own estimate, and model FLOP utilisation.
 
-    python bench/gpu_trial.py [--reviews 8000] [--batch-size 64] [--precision bf16-mixed]
+    python bench/gpu_trial.py [--backbone minilm] [--lora-r 0] [--quantize none|nf4|int8]
+                              [--reviews 8000] [--batch-size 64] [--precision bf16-mixed]
 
-The trial is a normal `train(cfg)` run (women's clothing reviews, recommended, MiniLM, max_length 128,
-1 epoch, accelerator gpu). A callback times the training epoch alone (after a warm-up of 10 batches).
-FLOPs: 6 x parameters x tokens per training sample (forward + backward, the usual estimate, with
-every sample counted at max_length: an upper bound on the tokens a padded batch holds); utilisation
-is that rate over the card's dense bf16 peak (a table of common cards; GPU_PEAK_TFLOPS overrides).
+The trial is a normal `train(cfg)` run (women's clothing reviews, recommended, max_length 128, 1
+epoch, accelerator gpu), MiniLM by default; `--backbone smollm2-135m --lora-r 16 --quantize nf4` is the
+QLoRA trial (LoRA adapters on nf4 base weights through bitsandbytes), and `--backbone gemma3-270m` needs
+its terms accepted first (`ecomlab backbones --accept gemma3-270m`). A callback times the training
+epoch alone (after a warm-up of 10 batches). FLOPs: 6 x parameters x tokens per training sample for
+full fine-tuning, and 4 x parameters x tokens with LoRA (the frozen weights need no weight gradient;
+forward + backward, the usual estimate, with every sample counted at max_length: an upper bound on the
+tokens a padded batch holds); utilisation is that rate over the card's dense bf16 peak (a table of
+common cards; GPU_PEAK_TFLOPS overrides). Peak memory is `torch.cuda.max_memory_allocated` over the
+run, printed beside the estimate the run made before its first step (`memory/estimate_mb`).
 """
 
 from __future__ import annotations
@@ -67,6 +74,10 @@ def main() -> None:
     ap.add_argument("--reviews", type=int, default=8000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--precision", default="bf16-mixed")
+    ap.add_argument("--backbone", default="minilm")
+    ap.add_argument("--lora-r", type=int, default=0)
+    ap.add_argument("--quantize", choices=("none", "nf4", "int8"), default="none")
+    ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 with LoRA, else 1e-4")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here")
@@ -80,21 +91,35 @@ def main() -> None:
                 "max_length": 128,
                 "batch_size": args.batch_size,
             },
-            "model": {"backbone": "minilm"},
+            "model": {"backbone": args.backbone, "quantize": args.quantize},
+            "peft": {"r": args.lora_r, "alpha": 2 * args.lora_r} if args.lora_r else {},
+            "optim": {"lr": args.lr or (1e-3 if args.lora_r else 1e-4)},
             "trainer": {"max_epochs": 1, "accelerator": "gpu", "devices": 1, "precision": args.precision},
             "tracking": {"mode": "disabled"},
         }
     )
     timer = EpochTimer()
+    torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:
         metrics = train(cfg, Path(tmp), extra_callbacks=[timer])
     rate = timer.seen / timer.seconds
     params = metrics["model/total_params"]
-    tflops = 6 * params * 128 * rate / 1e12
+    tflops = (4 if args.lora_r else 6) * params * 128 * rate / 1e12
     name, card = peak()
+    what = (
+        f"{args.backbone}"
+        + (f" + LoRA r{args.lora_r}" if args.lora_r else "")
+        + (f" on {args.quantize} weights" if args.quantize != "none" else "")
+    )
     print(
-        f"GPU {name}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
+        f"GPU {name}, {what}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
         f"{timer.seconds:.2f} s), {params / 1e6:.1f} M parameters, {tflops:.1f} TFLOP/s model FLOPs"
+    )
+    peak_mb = torch.cuda.max_memory_allocated() / 1024**2
+    estimate = metrics.get("memory/estimate_mb")
+    print(
+        f"peak GPU memory {peak_mb:,.0f} MB (max allocated)"
+        + (f" vs the run's estimate {estimate:,.0f} MB ({peak_mb / estimate:.2f}x)" if estimate else "")
     )
     if card:
         print(f"model FLOP utilisation: {tflops / card:.1%} of {card:.0f} TFLOP/s dense bf16")

@@ -2,6 +2,7 @@
 
     python bench/llm_backbones.py decoders [--reviews 1000] [--epochs 1]
     python bench/llm_backbones.py e5-dangdang [--reviews 3000] [--epochs 2]
+    python bench/llm_backbones.py memory [--reviews 300]
 
 `decoders`: SmolLM2-135M-Instruct with LoRA (r 16, peft's default targets, lr 1e-3) vs SmolLM2
 fully fine-tuned (lr 3e-5) vs the bundled MiniLM-L6 fully fine-tuned (lr 1e-4), on the same
@@ -13,6 +14,12 @@ served latency at batch 1 and 32, and the trainable parameters.
 
 `e5-dangdang`: multilingual e5-small fine-tuned on `--reviews` Dangdang reviews (Chinese, positive
 or negative) vs the character TF-IDF baseline on the same split.
+
+`memory`: the memory estimate against the resident peak, each a fresh one-epoch `ecomlab run` on
+`--reviews` women's clothing reviews at one thread: MiniLM-L6 and e5-small fully fine-tuned at batch
+16 and 64 (max_length 64), SmolLM2-135M + LoRA r16 at batch 16 and 48. Prints each part of the
+estimate, the peak and their ratio (goal within 20%). These are the runs `CPU_HEAP` was read from
+(lightning_modules/memory.py); `decoders` and `e5-dangdang` check the estimate on other data.
 """
 
 from __future__ import annotations
@@ -131,15 +138,52 @@ def e5_dangdang(folder: Path, reviews: int, epochs: int) -> None:
     )
 
 
+def memory(folder: Path, reviews: int) -> None:
+    mb = 1024**2
+    cases = [
+        ("minilm", {}, 16),
+        ("minilm", {}, 64),
+        ("e5-small", {}, 16),
+        ("e5-small", {}, 64),
+        ("smollm2-135m", {"peft": {"r": 16, "alpha": 32}}, 16),
+        ("smollm2-135m", {"peft": {"r": 16, "alpha": 32}}, 48),
+    ]
+    for backbone, extra, batch in cases:
+        cfg = {
+            "seed": 0,
+            "data": {**data("womens_clothing_reviews", reviews, target="recommended"), "batch_size": batch},
+            "model": {"backbone": backbone},
+            "optim": {"lr": 1e-4},
+            "trainer": {"max_epochs": 1, "patience": 1, "threads": 1},
+            "tracking": {"mode": "disabled"},
+            **extra,
+        }
+        name = f"{backbone}{' + LoRA r16' if extra else ''} at batch {batch}"
+        exp_id, m = run_config(folder, name.replace(" ", "_").replace("+", ""), cfg)
+        est = json.loads((folder / "runs" / exp_id / "manifest.json").read_text())["memory"]
+        parts = ", ".join(
+            f"{k} {est[k] / mb:,.0f}"
+            for k in ("runtime", "weights", "gradients", "optimizer", "activations", "transient")
+        )
+        peak, total = m["memory/peak_rss_mb"], est["total"] / mb
+        print(
+            f"{name} x {est['length']} tokens: estimate {total:,.0f} MB ({parts}); peak {peak:,.0f} MB; "
+            f"peak / estimate {peak / total:.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["decoders", "e5-dangdang"])
+    ap.add_argument("which", choices=["decoders", "e5-dangdang", "memory"])
     ap.add_argument("--reviews", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.which == "decoders":
             decoders(Path(tmp), args.reviews or 1000, args.epochs or 1)
+        elif args.which == "memory":
+            memory(Path(tmp), args.reviews or 300)
         else:
             e5_dangdang(Path(tmp), args.reviews or 3000, args.epochs or 2)
 

@@ -4,6 +4,7 @@
                                   [--target T [T ...]] [--max-trials 30] [--min-resource R]
                                   [--max-epochs 9] [--jobs 2] [--sampler tpe|gp] [--probe]
                                   [--pruner hyperband|successive_halving] [--pruned-only]
+                                  [--val-check-interval 0.25] [--reduction-factor 3]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
 stop once every target has been reached (or after --max-trials; later trials cannot change an earlier
@@ -42,7 +43,10 @@ that is how the targets were set, with seeds that the measurement does not use.
 --max-epochs sets the epochs a trial (and Hyperband's max_resource); the default targets are for the default.
 --sampler gp puts Optuna's Gaussian-process sampler (5 start-up trials) on the pruned side instead, and
 --pruner successive_halving Optuna's successive halving (one bracket: every trial can be cut at the
-first rung) instead of Hyperband. --pruned-only skips the random side, whose draws and epochs are the
+first rung) instead of Hyperband. --reduction-factor sets the pruner's (default 3): with four reports a
+trial (--val-check-interval 0.25 on one epoch, steps 0-3) Hyperband at 3 has its rungs after the
+second and the fourth report, so a trial cut at the second rung has trained its whole epoch; at 2
+the rungs fall after the second and the third (half and three quarters of the epoch). --pruned-only skips the random side, whose draws and epochs are the
 same whatever the pruned side's options, so a variant can be compared with an earlier full run.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
@@ -106,7 +110,8 @@ def _workload(name: str, max_epochs: int) -> dict:
             (Path(__file__).parents[1] / "sweeps" / "quickstart-minilm.yaml").read_text()
         )
         base = shipped["base"]
-        base["trainer"] = {"max_epochs": max_epochs, "patience": 99}
+        # one thread a trial, as for price: --jobs 2 runs two studies on 2 cores without oversubscription
+        base["trainer"] = {"max_epochs": max_epochs, "patience": 99, "threads": 1}
         base["tracking"] = {"mode": "disabled"}
         params = {
             "optim.lr": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
@@ -193,9 +198,19 @@ def run_side(
     sampler: str = "tpe",
     min_resource: int = 1,
     pruner: str = "hyperband",
+    reduction_factor: int = 3,
 ) -> tuple[list[tuple[int | None, int, float]], int, int]:
     """Per target (epochs to it or None, epochs spent, best value); the trials run and their epochs."""
-    pruned = {"sampler": sampler, "type": pruner, "min_resource": min_resource} if side == "hyperband" else {}
+    pruned = (
+        {
+            "sampler": sampler,
+            "type": pruner,
+            "min_resource": min_resource,
+            "reduction_factor": reduction_factor,
+        }
+        if side == "hyperband"
+        else {}
+    )
     name, path, runs = _write(folder, work, side, seed, max_trials, **pruned)
     maximize = _maximize(work)
     for n in range(1, max_trials + 1):  # one more trial per call: the study resumes, as `ecomlab sweep` does
@@ -254,6 +269,7 @@ def main() -> None:
         default="hyperband",
         help="the pruned side's pruner",
     )
+    ap.add_argument("--reduction-factor", type=int, default=3, help="the pruned side's pruner's")
     ap.add_argument(
         "--pruned-only",
         action="store_true",
@@ -312,6 +328,7 @@ def main() -> None:
                 args.sampler,
                 min_resource,
                 args.pruner,
+                args.reduction_factor,
             )
             for seed in args.seeds
             for side in sides
@@ -319,7 +336,7 @@ def main() -> None:
         done = {key: job.result() for key, job in jobs.items()}
     print(
         f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
-        f"{args.pruner} min_resource {min_resource}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
+        f"{args.pruner} min_resource {min_resource} reduction_factor {args.reduction_factor}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
         + ", ".join(
             f"seed {s} " + " / ".join(f"{done[s, d][1]} ({done[s, d][2] / done[s, d][1]:.1f})" for d in sides)
             for s in args.seeds

@@ -81,7 +81,7 @@ def train_one(
         metrics.update(_save_weights(cfg, module, out, record, clock))
         metrics.update(clock.metrics())
         metrics.update({"time/fit_s": round(fit_s, 3), "time/total_s": round(time.time() - started, 3)})
-        metrics.update(_memory_measured(record))
+        metrics.update(_memory_measured(cfg, record))
         record.complete(metrics)  # adds time/record_s: the W&B finish and the last record files
         return metrics
 
@@ -137,11 +137,13 @@ def _build(
     seed_everything(cfg)  # model init must not depend on whether the data came from the cache
     from lightning_modules import memory
 
-    before_model_mb = memory.current_rss_mb()
+    accelerator = cfg.trainer.accelerator
+    memory.release_free_memory()  # an earlier trial's freed heap is not this run's runtime
+    before_model_mb = memory.current_mb(accelerator)
     with clock("model_build"):
         module = build_module(cfg, dm)
-    _memory_check(cfg, module, before_model_mb, console, record)
-    memory.reset_peak_rss()  # the peak measured after training is training's (see memory.estimate)
+    _memory_check(cfg, module, _longest(cfg, dm), before_model_mb, console, record)
+    memory.reset_peak(accelerator)  # the peak measured after training is training's (see memory.estimate)
     record.update(
         environment=run_record.environment(),
         data={
@@ -162,9 +164,19 @@ def _build(
     return dm, module
 
 
+def _longest(cfg: ExperimentConfig, dm: Any) -> int:
+    """The widest batch training will see: its longest sequence (batches are padded to their
+    longest, never past data.max_length); 1 for data that is not text."""
+    train = getattr(dm, "splits", {}).get("train")
+    lengths = getattr(train, "lengths", None)
+    limit = getattr(cfg.data, "max_length", 1)
+    return min(limit, int(lengths.max())) if lengths is not None and len(lengths) else limit
+
+
 def _memory_check(
     cfg: ExperimentConfig,
     module: Any,
+    length: int,
     runtime_mb: float,
     console: Console,
     record: run_record.RunRecordWriter,
@@ -173,14 +185,16 @@ def _memory_check(
     refuse a run that cannot fit the device (`OutOfMemory`: in a sweep, a trial PRUNED for `oom`)."""
     from lightning_modules import memory
 
-    m = cfg.model
+    m, t = cfg.model, cfg.trainer
     est = memory.estimate(
         module.model,
         cfg.data.batch_size,
-        getattr(cfg.data, "max_length", 1),
+        length,
         checkpointing=m.gradient_checkpointing,
         quantisation=m.quantize,
         runtime_mb=runtime_mb,
+        activation_bytes=2 if t.precision in ("16-mixed", "bf16-mixed") else 4,
+        cuda=memory.on_cuda(t.accelerator),
     )
     limit, what = memory.device_memory(cfg.trainer.accelerator)
     console.print(f"memory: {est.describe()}; {what}", highlight=False)
@@ -193,12 +207,14 @@ def _memory_check(
         )
 
 
-def _memory_measured(record: run_record.RunRecordWriter) -> dict[str, float]:
-    """The process's peak resident memory beside the estimate made before training (MB)."""
+def _memory_measured(cfg: ExperimentConfig, record: run_record.RunRecordWriter) -> dict[str, float]:
+    """The run's peak memory beside the estimate made before training (MB): the process's resident
+    peak on a CPU, CUDA's most allocated on a GPU."""
     from lightning_modules import memory
 
     estimate = (record.manifest.get("memory") or {}).get("total")
-    out = {"memory/peak_rss_mb": round(memory.peak_rss_mb(), 1)}
+    what = "gpu" if memory.on_cuda(cfg.trainer.accelerator) else "rss"
+    out = {f"memory/peak_{what}_mb": round(memory.peak_mb(cfg.trainer.accelerator), 1)}
     if estimate:
         out["memory/estimate_mb"] = round(estimate / memory.MB, 1)
     return out

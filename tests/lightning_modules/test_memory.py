@@ -4,8 +4,12 @@ estimate is over the device's memory ends PRUNED for `oom` instead of crashing."
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ import pytest
 from experiments.config import validate
 from experiments.config.registry import build_datamodule, build_module
 from lightning_modules import memory
-from tests.conftest import tiny_config
+from tests.conftest import FIXTURES, tiny_config
 
 
 def built(**groups):
@@ -29,10 +33,53 @@ def test_the_estimate_counts_each_part_by_hand() -> None:
     est = memory.estimate(model, batch=16, length=32, runtime_mb=0)
     layers, hidden, ffn, heads = 2, 32, 128, 2  # tiny_config's BERT: 2 x 32, FFN 4 x 32, 2 heads
     one = 16 * 32 * (10 * hidden + 3 * ffn) + 2.25 * 16 * heads * 32**2
+    kept_bytes = 4 * int(layers * int(one) + 2 * 16 * 32 * hidden)
     assert est.weights == 4 * total and est.gradients == 4 * total and est.optimizer == 8 * total
-    assert est.activations == 4 * int(layers * int(one) + 2 * 16 * 32 * hidden)
+    assert est.activations == int(kept_bytes * memory.CPU_HEAP)
+    assert est.transient == 4 * total + est.weights  # AdamW's temporary and the checkpoint's copy
+    assert est.total == 16 * total + est.activations + est.transient  # on a CPU they add up
+    gpu = memory.estimate(model, batch=16, length=32, runtime_mb=0, activation_bytes=2, cuda=True)
+    assert gpu.activations == kept_bytes // 2 and gpu.transient == 4 * total
+    assert gpu.total == 16 * total + max(gpu.activations, gpu.transient)  # freed before the update
     ckpt = memory.estimate(model, batch=16, length=32, checkpointing=True, runtime_mb=0)
     assert ckpt.activations < est.activations and ckpt.weights == est.weights
+
+
+def test_a_gated_ffn_keeps_more_than_a_plain_one() -> None:
+    plain = memory.layer_activations(4, 16, 32, 64, 2)
+    gated = memory.layer_activations(4, 16, 32, 64, 2, gated=True)
+    assert gated - plain == 4 * 16 * 64 * (memory.GATED_FFN_KEPT - memory.FFN_KEPT)
+
+
+def test_the_estimate_is_within_20_percent_of_the_peak_a_fresh_run_measures(tmp_path: Path) -> None:
+    """A BERT of 4 x 256 at batch 64 x 128 tokens, where activations are most of the peak: the
+    estimate printed before the first step and the resident peak measured after the run agree."""
+    rows = list(csv.DictReader((FIXTURES / "reviews.csv").read_text(errors="replace").splitlines()))
+    words = " ".join(r["text"] for r in rows).split()
+    rng = random.Random(0)
+    with (tmp_path / "long.csv").open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["text", "label"])
+        for i in range(160):  # 200 words: every batch is max_length wide
+            out.writerow([" ".join(rng.choice(words) for _ in range(200)), ("negative", "positive")[i % 2]])
+    cfg = tiny_config(
+        data={"path": str(tmp_path / "long.csv"), "max_length": 128, "batch_size": 64},
+        model={"tiny": {"layers": 4, "hidden": 256, "heads": 4, "vocab_size": 300}},
+        trainer={"max_epochs": 1},
+    )
+    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
+    env = {**os.environ, "ECOMLAB_RUNS": str(tmp_path / "runs")}
+    subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", str(tmp_path / "cfg.yaml"), "--no-baseline"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    (record,) = (tmp_path / "runs").iterdir()
+    m = json.loads((record / "metrics.json").read_text())
+    manifest = json.loads((record / "manifest.json").read_text())["memory"]
+    assert manifest["length"] == 128 and manifest["activations"] > manifest["total"] / 2
+    assert 1 / 1.2 <= m["memory/peak_rss_mb"] / m["memory/estimate_mb"] <= 1.2, m
 
 
 def test_lora_and_quantised_weights_cut_gradients_states_and_weights() -> None:

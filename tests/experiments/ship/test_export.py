@@ -121,11 +121,19 @@ def test_an_export_refuses_a_folder_it_did_not_write_and_replaces_its_own(tmp_pa
         load_model(out, "int8")
 
 
+@pytest.mark.parametrize("backbone", ["tiny", "llama"])
 def test_a_price_run_exports_weights_and_statistics_for_load_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backbone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A price regressor, on the `tiny` encoder or a decoder (a tiny random Llama with LoRA, pooled
+    at its last token), exports weights that `load_model` serves with the run's own predictions."""
     from datamodules.electronics_prices import ElectronicsPricesData
     from datamodules.price_data import unpack
+    from tests.lightning_modules.test_decoders import tiny_decoder
+
+    model = {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}}
+    if backbone != "tiny":
+        model = {"backbone": str(tiny_decoder(tmp_path, backbone))}
 
     monkeypatch.setattr(
         ElectronicsPricesData,
@@ -142,7 +150,7 @@ def test_a_price_run_exports_weights_and_statistics_for_load_model(
                 "val_fraction": 0.2,
                 "test_fraction": 0.2,
             },
-            "model": {"backbone": "tiny", "tiny": {"hidden": 32, "vocab_size": 200}},
+            "model": model,
             "peft": {"r": 2},
             "trainer": {"max_epochs": 1},
             "tracking": {"mode": "disabled"},
