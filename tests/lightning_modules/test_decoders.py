@@ -1,7 +1,7 @@
-"""Decoder LLMs as text classifiers, on tiny random Llama, Qwen2 and Gemma 3 configs built here (no
-download): they train through the same `train(cfg)`, pool their last real token whichever side pads,
-get LoRA on peft's per-architecture targets by default, and export to a folder that plain
-transformers loads with the run's own outputs."""
+"""Decoder LLMs as text classifiers, on tiny random Llama, Qwen2 and Gemma 3 configs built here (and
+Mistral, Qwen3, GPT-2 and XLM-R ones; no download): they train through the same `train(cfg)`, pool
+their last real token whichever side pads, get LoRA on peft's per-architecture targets by default,
+and export to a folder that plain transformers loads with the run's own outputs."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def tiny_decoder(root: Path, family: str, pad: bool = True) -> Path:
     if family == "gemma3_text":
         shape.update(head_dim=8, sliding_window=32)
     torch.manual_seed(0)
+    if family == "xlm-roberta":  # the multilingual encoder family: saved with its masked-LM head
+        from transformers import AutoModelForMaskedLM as AutoModelForCausalLM  # noqa: N814
     AutoModelForCausalLM.from_config(AutoConfig.for_model(family, **shape)).save_pretrained(folder)
     return folder
 
@@ -76,6 +78,24 @@ def test_a_decoder_trains_with_lora_on_its_own_attention_projections(family: str
     trainable = {n for n, p in module.model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or "score" in n for n in trainable), sorted(trainable)
     assert any(".q_proj.lora_A" in n for n in trainable) and any(".v_proj.lora_A" in n for n in trainable)
+    metrics = train(cfg, tmp_path / "runs")
+    assert math.isfinite(metrics["val/loss"]) and 0 <= metrics["test/f1"] <= 1
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen3", "gpt2", "xlm-roberta"])
+def test_every_common_family_trains_with_lora_on_peft_s_default_targets(family: str, tmp_path: Path) -> None:
+    """Mistral, Qwen3, GPT-2 and XLM-R folders work as Llama's do: peft picks the architecture's
+    attention projections (GPT-2's fused `c_attn`, XLM-R's `query`/`value`) and the head trains."""
+    from experiments.run.train import train
+
+    folder = tiny_decoder(tmp_path, family)
+    cfg = validate(decoder_config(folder, peft={"r": 4}, trainer={"max_epochs": 1}))
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    trainable = {n for n, p in build_module(cfg, dm).model.named_parameters() if p.requires_grad}
+    expected = {"gpt2": ".c_attn.lora_A", "xlm-roberta": ".query.lora_A"}.get(family, ".q_proj.lora_A")
+    assert any(expected in n for n in trainable), sorted(trainable)
+    assert all("lora_" in n or "score" in n or "classifier" in n for n in trainable), sorted(trainable)
     metrics = train(cfg, tmp_path / "runs")
     assert math.isfinite(metrics["val/loss"]) and 0 <= metrics["test/f1"] <= 1
 
