@@ -4,6 +4,7 @@ next to fp32; a study exports its best trial, a chosen trial or its Pareto front
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -337,7 +338,7 @@ def test_a_decoder_lora_run_exports_merged_and_plain_transformers_gives_its_outp
 ) -> None:
     """A decoder classifier with LoRA: merged into a plain folder that `AutoModelForSequenceClassification`
     and `AutoTokenizer` load in a process that never imports ecomlab, with the run's own probabilities;
-    its int8 copy and `load_model` serve it."""
+    its int8 copy and `load_model` serve it, and so does `ecomlab serve` over loopback."""
     from tests.lightning_modules.test_decoders import decoder_config, tiny_decoder
 
     runs = tmp_path / "runs"
@@ -364,3 +365,22 @@ def test_a_decoder_lora_run_exports_merged_and_plain_transformers_gives_its_outp
     assert set(result.quality) == {"torch", "int8"} and result.parity < 1e-4
     answer = load_model(out, "int8").predict([{"text": texts[0]}])[0]
     assert answer["label"] in ("negative", "positive")
+    from tests.experiments.ship.conftest import start_server
+
+    port, server = start_server(out)  # `ecomlab serve` over loopback answers with the merged decoder
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request(
+            "POST",
+            "/predict",
+            body=json.dumps({"texts": texts[:3]}),
+            headers={"Content-Type": "application/json"},
+        )
+        reply = conn.getresponse()
+        assert reply.status == 200
+        assert json.loads(reply.read())["predictions"] == load_model(out).predict(
+            [{"text": t} for t in texts[:3]]
+        )
+    finally:
+        server.kill()
+        server.wait()
