@@ -153,12 +153,11 @@ def device_memory(accelerator: str) -> tuple[int, str]:
     """(bytes a run may use, what that is): a CUDA device's total memory, else this machine's
     available RAM (`MemAvailable`), capped by `$ECOMLAB_MAX_MEMORY_GB` when set."""
     cap = os.environ.get("ECOMLAB_MAX_MEMORY_GB")
-    if accelerator in ("gpu", "cuda", "auto"):
+    if on_cuda(accelerator):
         import torch
 
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            return props.total_memory, f"{props.name} ({props.total_memory / 1024**3:.1f} GiB)"
+        props = torch.cuda.get_device_properties(0)
+        return props.total_memory, f"{props.name} ({props.total_memory / 1024**3:.1f} GiB)"
     available = 0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
