@@ -12,8 +12,10 @@ epoch alone (after a warm-up of 10 batches). FLOPs: 6 x parameters x tokens per 
 full fine-tuning, and 4 x parameters x tokens with LoRA (the frozen weights need no weight gradient;
 forward + backward, the usual estimate, with every sample counted at max_length: an upper bound on the
 tokens a padded batch holds); utilisation is that rate over the card's dense bf16 peak (a table of
-common cards; GPU_PEAK_TFLOPS overrides). Peak memory is `torch.cuda.max_memory_allocated` over the
-run, printed beside the estimate the run made before its first step (`memory/estimate_mb`).
+common cards; GPU_PEAK_TFLOPS overrides); with quantised weights the parameters are the catalogue's
+(bitsandbytes stores two 4-bit weights a byte). Peak memory is the run's `memory/peak_gpu_mb` (CUDA's
+most allocated since the model was built), printed beside the estimate the run made before its
+first step (`memory/estimate_mb`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ def main() -> None:
         metrics = train(cfg, Path(tmp), extra_callbacks=[timer])
     rate = timer.seen / timer.seconds
     params = metrics["model/total_params"]
+    if args.quantize != "none":  # bitsandbytes packs 4-bit weights two to a byte: count the model's own
+        from lightning_modules.weights import CATALOGUE
+
+        if args.backbone in CATALOGUE and CATALOGUE[args.backbone].parameters.endswith("M"):
+            params = float(CATALOGUE[args.backbone].parameters[:-1]) * 1e6
     tflops = (4 if args.lora_r else 6) * params * 128 * rate / 1e12
     name, card = peak()
     what = (
@@ -115,7 +122,7 @@ def main() -> None:
         f"GPU {name}, {what}, {args.precision}: {rate:.1f} training samples/s ({timer.seen} samples in "
         f"{timer.seconds:.2f} s), {params / 1e6:.1f} M parameters, {tflops:.1f} TFLOP/s model FLOPs"
     )
-    peak_mb = torch.cuda.max_memory_allocated() / 1024**2
+    peak_mb = metrics.get("memory/peak_gpu_mb") or torch.cuda.max_memory_allocated() / 1024**2
     estimate = metrics.get("memory/estimate_mb")
     print(
         f"peak GPU memory {peak_mb:,.0f} MB (max allocated)"
