@@ -58,7 +58,7 @@ def side(folder: Path, name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         "test/f1": m["test/f1"],
         "tokens_per_s": tokens / m["time/fit_s"],  # an upper bound: padded to max_length
         "s_per_step": m["time/fit_s"] / steps,
-        "peak_mb": m["memory/peak_rss_mb"],
+        "peak_mb": m.get("memory/peak_rss_mb") or m["memory/peak_gpu_mb"],
         "estimate_mb": m["memory/estimate_mb"],
         "latency": (m["model/latency_ms"], m["model/latency_ms_b32"]),
         "trainable": m["model/trainable_params"],
@@ -159,7 +159,8 @@ def memory(folder: Path, reviews: int, only: list[str] | None = None) -> None:
             "data": {**data("womens_clothing_reviews", reviews, target="recommended"), "batch_size": batch},
             "model": {"backbone": backbone},
             "optim": {"lr": 1e-4},
-            "trainer": {"max_epochs": 1, "patience": 1, "threads": 1},
+            # the CPU's resident memory: what CPU_HEAP describes, even where a GPU is present
+            "trainer": {"max_epochs": 1, "patience": 1, "threads": 1, "accelerator": "cpu"},
             "tracking": {"mode": "disabled"},
             **extra,
         }

@@ -118,11 +118,15 @@ def estimate(
     module docstring); `activation_bytes` 2 under 16-bit mixed precision, `cuda` when it trains on a
     GPU."""
     params = list(model.parameters())
-    total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     per_weight = {"none": element_bytes, "int8": 1, "nf4": 0.5}.get(quantisation, element_bytes)
-    frozen = total - trainable
-    weights = int(trainable * element_bytes + frozen * per_weight)
+    frozen = [p for p in params if not p.requires_grad]
+    if any(not p.is_floating_point() for p in frozen):  # already quantised (bitsandbytes packs nf4 two
+        # weights a byte, and leaves embeddings and norms in floating point): count what is stored
+        frozen_bytes = sum(p.numel() * p.element_size() for p in frozen)
+    else:  # float weights that quantisation would shrink
+        frozen_bytes = sum(p.numel() for p in frozen) * per_weight
+    weights = int(trainable * element_bytes + frozen_bytes)
     layers, hidden, ffn, heads = _shape(model)
     one = layer_activations(batch, length, hidden, ffn, heads, gated=_gated(model))
     if checkpointing:

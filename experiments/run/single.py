@@ -169,8 +169,10 @@ def _longest(cfg: ExperimentConfig, dm: Any) -> int:
     longest, never past data.max_length); 1 for data that is not text."""
     train = getattr(dm, "splits", {}).get("train")
     lengths = getattr(train, "lengths", None)
+    if lengths is None:
+        return 1
     limit = getattr(cfg.data, "max_length", 1)
-    return min(limit, int(lengths.max())) if lengths is not None and len(lengths) else limit
+    return min(limit, int(lengths.max())) if len(lengths) else limit
 
 
 def _memory_check(

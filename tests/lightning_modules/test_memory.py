@@ -45,7 +45,14 @@ def test_the_estimate_counts_each_part_by_hand() -> None:
     assert ckpt.activations < est.activations and ckpt.weights == est.weights
 
 
-def test_a_gated_ffn_keeps_more_than_a_plain_one() -> None:
+def test_a_llama_s_gated_ffn_keeps_more_than_a_bert_s(tmp_path: Path) -> None:
+    from tests.lightning_modules.test_decoders import decoder_config, tiny_decoder
+
+    llama = validate(decoder_config(tiny_decoder(tmp_path, "llama")))
+    dm = build_datamodule(llama)
+    dm.setup("fit")
+    model = build_module(llama, dm).model
+    assert memory._gated(model) and not memory._gated(built())
     plain = memory.layer_activations(4, 16, 32, 64, 2)
     gated = memory.layer_activations(4, 16, 32, 64, 2, gated=True)
     assert gated - plain == 4 * 16 * 64 * (memory.GATED_FFN_KEPT - memory.FFN_KEPT)
@@ -65,7 +72,7 @@ def test_the_estimate_is_within_20_percent_of_the_peak_a_fresh_run_measures(tmp_
     cfg = tiny_config(
         data={"path": str(tmp_path / "long.csv"), "max_length": 128, "batch_size": 64},
         model={"tiny": {"layers": 4, "hidden": 256, "heads": 4, "vocab_size": 300}},
-        trainer={"max_epochs": 1},
+        trainer={"max_epochs": 1, "accelerator": "cpu"},  # resident memory, even where a GPU is
     )
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg))
     env = {**os.environ, "ECOMLAB_RUNS": str(tmp_path / "runs")}
