@@ -206,13 +206,7 @@ def current_mb(accelerator: str = "cpu") -> float:
         import torch
 
         return torch.cuda.memory_allocated() / MB
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float(RUNTIME_FLOOR_MB)
+    return _status_mb("VmRSS", float(RUNTIME_FLOOR_MB))
 
 
 def reset_peak(accelerator: str = "cpu") -> None:
@@ -237,10 +231,15 @@ def peak_mb(accelerator: str = "cpu") -> float:
         import torch
 
         return torch.cuda.max_memory_allocated() / MB
+    return _status_mb("VmHWM", float("nan"))
+
+
+def _status_mb(field: str, default: float) -> float:
+    """A memory field of this process's /proc/self/status (Linux) in MB, else `default`."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    return default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -52,3 +53,23 @@ def start_server(folder: Path, *args: str, env: dict[str, str] | None = None) ->
             proc.kill()
             pytest.fail(f"the server did not start: {proc.stdout.read() if proc.stdout else ''}")
         time.sleep(0.3)
+
+
+def request_json(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
+    """(status, JSON body) of one request to the server on loopback `port`."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def predict(port: int, payload: object) -> tuple[int, dict]:
+    """POST `payload` to /predict."""
+    return request_json(port, "POST", "/predict", json.dumps(payload).encode())

@@ -4,7 +4,6 @@ next to fp32; a study exports its best trial, a chosen trial or its Pareto front
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
@@ -365,22 +364,13 @@ def test_a_decoder_lora_run_exports_merged_and_plain_transformers_gives_its_outp
     assert set(result.quality) == {"torch", "int8"} and result.parity < 1e-4
     answer = load_model(out, "int8").predict([{"text": texts[0]}])[0]
     assert answer["label"] in ("negative", "positive")
-    from tests.experiments.ship.conftest import start_server
+    from tests.experiments.ship.conftest import predict, start_server
 
     port, server = start_server(out)  # `ecomlab serve` over loopback answers with the merged decoder
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request(
-            "POST",
-            "/predict",
-            body=json.dumps({"texts": texts[:3]}),
-            headers={"Content-Type": "application/json"},
-        )
-        reply = conn.getresponse()
-        assert reply.status == 200
-        assert json.loads(reply.read())["predictions"] == load_model(out).predict(
-            [{"text": t} for t in texts[:3]]
-        )
+        status, body = predict(port, {"texts": texts[:3]})
+        assert status == 200
+        assert body["predictions"] == load_model(out).predict([{"text": t} for t in texts[:3]])
     finally:
         server.kill()
         server.wait()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.experiments.ship.conftest import start_server
+from tests.experiments.ship.conftest import predict, request_json, start_server
 from tests.loopback import oversized_request, status_line
 
 MAX_WAIT_MS = 1000  # long enough that requests sent together land in one batch on a loaded CI box
@@ -31,35 +31,17 @@ def server(exported: Path) -> Iterator[tuple[int, subprocess.Popen]]:
         proc.wait()
 
 
-def _request(
-    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict]:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"{}")
-    finally:
-        conn.close()
-
-
-def _predict(port: int, payload: object) -> tuple[int, dict]:
-    return _request(port, "POST", "/predict", json.dumps(payload).encode())
-
-
 def test_predictions_over_http_are_the_exported_models(server, exported: Path) -> None:
     from experiments.ship.predictor import load_model
 
     port, _ = server
     texts = ["great value, fast delivery", "broke after a day", "ok " * 80]
-    status, body = _predict(port, {"texts": texts})
+    status, body = predict(port, {"texts": texts})
     assert status == 200
     expected = load_model(exported).predict([{"text": t} for t in texts])
     assert body["predictions"] == expected
     assert body["predictions"][2]["notes"] == ["truncated to 32 tokens"]
-    status, meta = _request(port, "GET", "/metadata")
+    status, meta = request_json(port, "GET", "/metadata")
     assert (
         status == 200 and meta["labels"] == ["negative", "positive"] and meta["fields"] == {"text": "string"}
     )
@@ -68,14 +50,14 @@ def test_predictions_over_http_are_the_exported_models(server, exported: Path) -
 
 def test_concurrent_requests_share_forward_passes(server) -> None:
     port, _ = server
-    before = _request(port, "GET", "/metadata")[1]["stats"]
+    before = request_json(port, "GET", "/metadata")[1]["stats"]
     n = 8
     barrier = threading.Barrier(n)
     results: list[tuple[int, dict]] = [None] * n  # type: ignore[list-item]
 
     def client(i: int) -> None:
         barrier.wait()
-        results[i] = _predict(port, {"texts": [f"review number {i}"]})
+        results[i] = predict(port, {"texts": [f"review number {i}"]})
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
     for t in threads:
@@ -83,7 +65,7 @@ def test_concurrent_requests_share_forward_passes(server) -> None:
     for t in threads:
         t.join()
     assert all(status == 200 and len(body["predictions"]) == 1 for status, body in results)
-    after = _request(port, "GET", "/metadata")[1]["stats"]
+    after = request_json(port, "GET", "/metadata")[1]["stats"]
     assert after["requests"] - before["requests"] == n
     assert after["forward_passes"] - before["forward_passes"] < n / 2  # gathered, not one pass each
     assert after["largest_batch"] >= 2
@@ -104,9 +86,9 @@ def test_bad_input_gets_its_status_and_nothing_else_breaks(
     server, body: bytes, status: int, says: str
 ) -> None:
     port, _ = server
-    got, answer = _request(port, "POST", "/predict", body)
+    got, answer = request_json(port, "POST", "/predict", body)
     assert got == status and says in answer["detail"]
-    assert _predict(port, {"texts": ["still serving"]})[0] == 200
+    assert predict(port, {"texts": ["still serving"]})[0] == 200
 
 
 def test_a_120_mb_body_is_refused_from_its_header_and_a_chunked_one_midway(server) -> None:
@@ -124,7 +106,7 @@ def test_a_120_mb_body_is_refused_from_its_header_and_a_chunked_one_midway(serve
             pass
         assert " 413 " in status_line(s)
     assert sent < 60 << 20  # refused once past the 10 MB limit, not after reading everything
-    assert _predict(port, {"texts": ["still serving"]})[0] == 200
+    assert predict(port, {"texts": ["still serving"]})[0] == 200
 
 
 def test_sigterm_finishes_the_request_in_flight(server) -> None:
