@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from experiments.config import experiment_id, load_yaml, validate
 from experiments.results.storage import load_study
 from tests.experiments.sweep.test_machines import machine, start, write_sweep
+from tests.processes import worker_pids
 
 BUDGET = 6
 RANDOM_KILLS = 4
@@ -62,13 +62,6 @@ if os.environ.get("ECOMLAB_WORKER_TOKEN"):  # a sweep worker (the monitor sets i
 
     run_record._write_whole = half_written
 """
-
-
-def worker_pids(tmp_path: Path) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", f"experiments.sweep.worker {tmp_path}"], capture_output=True, text=True
-    )
-    return [int(p) for p in out.stdout.split()]
 
 
 class Killer(threading.Thread):
@@ -131,6 +124,7 @@ def test_two_sweeps_survive_their_workers_being_killed(tmp_path: Path, storage_u
             outs.append(out)
     finally:
         killer.done.set()
+        killer.join()
         for p in procs:
             if p.poll() is None:
                 p.kill()

@@ -20,6 +20,7 @@ from experiments.results.storage import default_storage_url, load_study
 from experiments.sweep.file import load_sweep
 from experiments.sweep.study import open_study
 from tests.conftest import tiny_config
+from tests.processes import worker_pids
 
 ECOMLAB = str(Path(sys.executable).parent / "ecomlab")
 
@@ -199,13 +200,6 @@ def training_trial(tmp_path: Path, storage: str, timeout: float = 180) -> optuna
         if trials and (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "metrics.csv").exists():
             return trials[0]
     raise AssertionError("no trial started")
-
-
-def worker_pids(sweep_file: Path) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", f"experiments.sweep.worker {sweep_file}"], capture_output=True, text=True
-    )
-    return [int(p) for p in out.stdout.split()]
 
 
 def alive(pid: int) -> bool:
