@@ -5,6 +5,7 @@
                                   [--max-epochs 9] [--jobs 2] [--sampler tpe|gp] [--probe]
                                   [--pruner hyperband|successive_halving] [--pruned-only]
                                   [--val-check-interval 0.25] [--reduction-factor 3]
+                                  [--prune-on val/loss]
 
 Both sides run the same real-data sweep through `run_worker`, one trial at a time, for each seed, and
 stop once every target has been reached (or after --max-trials; later trials cannot change an earlier
@@ -48,6 +49,9 @@ trial (--val-check-interval 0.25 on one epoch, steps 0-3) Hyperband at 3 has its
 second and the fourth report, so a trial cut at the second rung has trained its whole epoch; at 2
 the rungs fall after the second and the third (half and three quarters of the epoch). --pruned-only skips the random side, whose draws and epochs are the
 same whatever the pruned side's options, so a variant can be compared with an earlier full run.
+--prune-on val/loss sets the pruned side's `pruner.metric`: Hyperband compares the validation loss
+(reported negated to a maximised val/f1) while TPE still learns from val/f1; its curves to the target
+are then read from each trial's metrics.csv at the same validations.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
 epoch that reached it; both sides are read from the same place, the trials' intermediate values. A
 side that never reaches a target is charged everything it spent (a lower bound on what it needs).
@@ -58,12 +62,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import statistics
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -146,14 +152,33 @@ def _workload(name: str, max_epochs: int) -> dict:
     return {"base": base, "metric": shipped["metric"], "parameters": params}
 
 
-def epochs_to_target(trials: list, target: float, maximize: bool = True) -> tuple[int | None, int, float]:
-    """(epochs spent when the target was first reached or None, epochs spent in all, best value)."""
+SEED_STRIDE = 1000  # more than any study's trials
+
+
+def objective_curve(t: Any, runs: Path | None = None, metric: str | None = None) -> list[float]:
+    """The objective at each of a trial's reports: its intermediate values, or, when the pruner
+    compared another metric (`--prune-on`), the objective read from the trial's metrics.csv at the
+    same validations."""
+    reports = [t.intermediate_values[s] for s in sorted(t.intermediate_values)]
+    if runs is None or metric is None:
+        return reports
+    with (runs / t.user_attrs["experiment_id"] / "metrics.csv").open() as f:
+        values = [float(r[metric]) for r in csv.DictReader(f) if r.get(metric)]
+    return values[: len(reports)]
+
+
+def epochs_to_target(
+    trials: list, target: float, maximize: bool = True, curves: list[list[float]] | None = None
+) -> tuple[int | None, int, float]:
+    """(epochs spent when the target was first reached or None, epochs spent in all, best value);
+    `curves`: each trial's objective at its reports, when they are not its intermediate values."""
     sign = 1.0 if maximize else -1.0
     spent, best = 0, float("-inf")
-    for t in sorted(trials, key=lambda t: t.number):
-        for step in sorted(t.intermediate_values):
+    ordered = sorted(range(len(trials)), key=lambda i: trials[i].number)
+    for i in ordered:
+        for value in curves[i] if curves is not None else objective_curve(trials[i]):
             spent += 1
-            best = max(best, sign * t.intermediate_values[step])
+            best = max(best, sign * value)
             if best >= sign * target:
                 return spent, spent, sign * best
     return None, spent, sign * best
@@ -179,7 +204,10 @@ def _write(
 ) -> tuple[str, Path, Path]:
     """(study name, sweep file, runs folder) of one side's study; `pruned` sets the pruned side's options."""
     spec = {k: dict(v) for k, v in SIDES[side].items()}
-    spec["sampler"]["seed"] = seed
+    # each run_worker call opens the study as a new worker, whose sampler seed is the file's + its slot
+    # (one a call): seeds SEED_STRIDE apart keep two studies' draws apart (seed 3's second trial would
+    # otherwise be seed 4's first)
+    spec["sampler"]["seed"] = seed * SEED_STRIDE
     if pruned:
         spec["sampler"]["type"] = pruned.pop("sampler")
         spec["pruner"].update(pruned)
@@ -199,6 +227,7 @@ def run_side(
     min_resource: int = 1,
     pruner: str = "hyperband",
     reduction_factor: int = 3,
+    prune_on: str | None = None,
 ) -> tuple[list[tuple[int | None, int, float]], int, int]:
     """Per target (epochs to it or None, epochs spent, best value); the trials run and their epochs."""
     pruned = (
@@ -207,6 +236,7 @@ def run_side(
             "type": pruner,
             "min_resource": min_resource,
             "reduction_factor": reduction_factor,
+            **({"metric": prune_on} if prune_on else {}),
         }
         if side == "hyperband"
         else {}
@@ -216,7 +246,10 @@ def run_side(
     for n in range(1, max_trials + 1):  # one more trial per call: the study resumes, as `ecomlab sweep` does
         run_worker(path, runs, 0, None, n_trials=n, console=Console(quiet=True))
         trials = load_study(name, default_storage_url(runs)).get_trials()
-        results = [epochs_to_target(trials, t, maximize) for t in targets]
+        curves = None
+        if side == "hyperband" and prune_on:
+            curves = [objective_curve(t, runs, work["metric"]["name"]) for t in trials]
+        results = [epochs_to_target(trials, t, maximize, curves) for t in targets]
         if all(r[0] is not None for r in results):
             break
     return results, len(trials), sum(len(t.intermediate_values) for t in trials)
@@ -270,6 +303,12 @@ def main() -> None:
         help="the pruned side's pruner",
     )
     ap.add_argument("--reduction-factor", type=int, default=3, help="the pruned side's pruner's")
+    ap.add_argument(
+        "--prune-on",
+        default=None,
+        help="the pruned side's pruner.metric, e.g. val/loss (default: the objective); validations to the "
+        "target still count the objective, read from each trial's metrics.csv",
+    )
     ap.add_argument(
         "--pruned-only",
         action="store_true",
@@ -329,6 +368,7 @@ def main() -> None:
                 min_resource,
                 args.pruner,
                 args.reduction_factor,
+                args.prune_on,
             )
             for seed in args.seeds
             for side in sides
@@ -336,7 +376,9 @@ def main() -> None:
         done = {key: job.result() for key, job in jobs.items()}
     print(
         f"{args.workload}: {metric}, up to {args.max_epochs} epochs a trial, at most {args.max_trials} trials a study, "
-        f"{args.pruner} min_resource {min_resource} reduction_factor {args.reduction_factor}; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
+        f"{args.pruner} min_resource {min_resource} reduction_factor {args.reduction_factor}"
+        + (f" on {args.prune_on}" if args.prune_on else "")
+        + f"; trials run and epochs a trial, {' / '.join('pruned' if d == 'hyperband' else d for d in sides)}: "
         + ", ".join(
             f"seed {s} " + " / ".join(f"{done[s, d][1]} ({done[s, d][2] / done[s, d][1]:.1f})" for d in sides)
             for s in args.seeds

@@ -69,6 +69,11 @@ def objective_names(study: Any) -> list[str]:
     return [m["name"] for m in (study.user_attrs.get("metrics") or [{"name": "value"}])]
 
 
+def reported_name(study: Any) -> str:
+    """What the trials' intermediate values are: the first objective, or `pruner.metric` (-val/loss)."""
+    return str(study.user_attrs.get("reported") or objective_names(study)[0])
+
+
 def report_unit(study: Any) -> str:
     return str(study.user_attrs.get("report_unit", "epoch"))
 
@@ -90,7 +95,8 @@ def _history_points(
             feasible = all(c <= 0 for c in (getattr(t, "constraints", None) or {}).values())
             if feasible and (current is None or (v > current if maximize else v < current)):
                 current = v
-        elif t.state.name == "PRUNED" and t.intermediate_values:
+        elif t.state.name == "PRUNED" and t.intermediate_values and not study.user_attrs.get("reported"):
+            # (with `pruner.metric` the reports are another metric, on another scale: left out here)
             pruned.append((t, t.intermediate_values[max(t.intermediate_values)]))
         if current is not None:
             best.append((t.number, current))
@@ -177,7 +183,7 @@ def history(study: Any, baseline: tuple[float, str] | None) -> Figure:
 
 
 def intermediate(study: Any) -> Figure:
-    name = objective_names(study)[0]
+    name = reported_name(study)
     unit = report_unit(study)
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
 

@@ -138,9 +138,10 @@ def transposed_tables(
     return tables
 
 
-def state_text(r: dict[str, Any], unit: str = "epoch") -> str:
+def state_text(r: dict[str, Any], unit: str = "epoch", reported: str | None = None) -> str:
     """A trial's state as every table shows it: a pruned trial says when and at what value it was
-    stopped, a failed one why, an infeasible one which constraint it broke."""
+    stopped (of `reported`, the study's `pruner.metric`, when it is not the objective; `-val/loss`
+    is shown as val/loss), a failed one why, an infeasible one which constraint it broke."""
     state = r["state"]
     if state == "FAIL" and (why := r["user_attrs"].get("error")):
         state += f" ({why[:40]})"
@@ -149,7 +150,11 @@ def state_text(r: dict[str, Any], unit: str = "epoch") -> str:
             state += f" ({r['user_attrs']['pruned_reason']})"
         elif reports := r.get("intermediate_values"):
             last = reports[max(reports)]
-            state += f" after {len(reports)} {unit}{'s' if len(reports) > 1 else ''} ({fmt_value(last)})"
+            shown = fmt_value(last)
+            if reported:
+                flip = reported.startswith("-")
+                shown = f"{reported.lstrip('-')} {fmt_value(-last if flip else last)}"
+            state += f" after {len(reports)} {unit}{'s' if len(reports) > 1 else ''} ({shown})"
     if "failed_trial" in r["system_attrs"]:
         state += f" retry of {r['system_attrs']['failed_trial']}"
     if broken := [k for k, v in (r["constraints"] or {}).items() if v > 0]:

@@ -67,13 +67,25 @@ class PrunerSpec(_Strict):
     min_resource: int = Field(
         1,
         ge=1,
-        description="Epochs before a trial can be pruned; with hyperband or successive_halving named, it must be "
-        "below the trials' most epochs (else nothing is ever pruned).",
+        description="Validations (one an epoch by default) before a trial can be pruned; with hyperband or "
+        "successive_halving named, it must be below the trials' most validations (else nothing is ever pruned).",
     )
-    max_resource: int | Literal["auto"] = Field("auto", description="Hyperband: the most epochs of a trial.")
+    max_resource: int | Literal["auto"] = Field(
+        "auto", description="Hyperband: the most validations of a trial (one an epoch by default)."
+    )
     reduction_factor: int = Field(3, ge=2, description="Hyperband / successive halving: eta.")
     n_startup_trials: int = Field(2, ge=0, description="Median: trials that are never pruned.")
-    n_warmup_steps: int = Field(0, ge=0, description="Median: epochs before pruning applies.")
+    n_warmup_steps: int = Field(0, ge=0, description="Median: validations before pruning applies.")
+    metric: str | None = Field(
+        None,
+        description="The val/ metric the pruner compares at each validation (default: the objective), e.g. "
+        "val/loss to tell apart trials whose val/f1 ties (all at the majority class); part of the study.",
+    )
+    goal: Literal["maximize", "minimize"] | None = Field(
+        None,
+        description="Whether pruner.metric should go up or down (default: minimize for loss, rmse, mae, mape, "
+        "logloss and ne, else maximize); against the objective's goal it is reported negated.",
+    )
 
 
 class BudgetSpec(_Strict):
@@ -296,11 +308,31 @@ class Sweep:
         return self.experiment({})
 
     def epoch_monitor(self) -> str | None:
-        """The metric a trial reports each epoch (to the pruner and for the learning curves), or None.
-        Optuna takes intermediate values for one objective only; with pruner none they still draw the
-        dashboard's curves (NopPruner never stops a trial)."""
+        """The metric a trial reports at each validation (to the pruner and for the learning curves),
+        or None: `pruner.metric`, else the objective. Optuna takes intermediate values for one
+        objective only; with pruner none they still draw the dashboard's curves (NopPruner never stops
+        a trial)."""
+        if self.spec.pruner.metric is not None:
+            return self.spec.pruner.metric
         first = self.objectives[0].name
         return first if not self.multi_objective and first in per_epoch_metrics(self.task) else None
+
+    @property
+    def report_sign(self) -> float:
+        """-1 when `pruner.metric` goes the other way from the objective: Optuna's pruners compare
+        reports in the study's direction, so such a metric is reported negated (-val/loss)."""
+        pr = self.spec.pruner
+        return -1.0 if pr.metric is not None and pr.goal != self.objectives[0].goal else 1.0
+
+    @property
+    def reported(self) -> str | None:
+        """What the intermediate values are, as the learning-curve figure labels them."""
+        monitor = self.epoch_monitor()
+        return None if monitor is None else ("-" if self.report_sign < 0 else "") + monitor
+
+
+# The per-validation metrics that go down when a model gets better (every task's others go up).
+LOWER_IS_BETTER = ("loss", "rmse", "mae", "mape", "logloss", "ne")
 
 
 def per_epoch_metrics(task: str) -> set[str]:
@@ -382,8 +414,9 @@ def _resolve_sampler(spec: SweepFile) -> None:
     spec.sampler = spec.sampler.model_copy(update={"type": chosen or ("nsga2" if multi else "tpe")})
 
 
-def _resolve_pruner(spec: SweepFile, problems: list[str], notes: list[str]) -> bool:
-    """`pruner` (or W&B's `early_terminate`) with its type decided; True when the file named one."""
+def _resolve_pruner(spec: SweepFile, task: str, problems: list[str], notes: list[str]) -> bool:
+    """`pruner` (or W&B's `early_terminate`) with its type (and its metric's goal) decided; True when
+    the file named one."""
     if spec.early_terminate is not None:
         spec.pruner = wandb_spelling.pruner_of_early_terminate(
             spec.pruner, spec.early_terminate, problems, notes
@@ -399,6 +432,22 @@ def _resolve_pruner(spec: SweepFile, problems: list[str], notes: list[str]) -> b
         problems.append(
             f"pruner.type: pruning needs a per-epoch val/ metric, not {objectives[0].name!r}; use pruner.type: none"
         )
+    if (metric := spec.pruner.metric) is not None:
+        logged = sorted(per_epoch_metrics(task))
+        if metric not in logged:
+            problems.append(
+                f"pruner.metric: {metric!r} is not a metric the {task} task logs at every validation; one of "
+                f"{', '.join(logged)}"
+            )
+        elif kind == "none" or multi:
+            problems.append(
+                "pruner.metric: there is nothing to prune on (pruner.type none, or several objectives)"
+            )
+        if spec.pruner.goal is None:
+            low = metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER
+            spec.pruner = spec.pruner.model_copy(update={"goal": "minimize" if low else "maximize"})
+    elif spec.pruner.goal is not None:
+        problems.append("pruner.goal: it is the goal of pruner.metric, which is not given")
     return named
 
 
@@ -569,7 +618,7 @@ def load_sweep(path: str | Path) -> Sweep:
     task = base_cfg.task if base_cfg else next(iter(TASKS))  # the default task when the base is broken
     _resolve_objectives(spec, task, problems, notes)
     _resolve_sampler(spec)
-    pruner_named = _resolve_pruner(spec, problems, notes)
+    pruner_named = _resolve_pruner(spec, task, problems, notes)
     _resolve_budget(spec, raw, problems)
     _check_constraints(spec, task, problems)
     params = _read_parameters(spec, problems)

@@ -174,7 +174,7 @@ class Objective:
         from experiments.run.train import train
         from experiments.sweep.rank_group import DistributedPruning
 
-        callbacks = [DistributedPruning(trial, self.monitor)] if self.monitor else []
+        callbacks = [DistributedPruning(trial, self.monitor, self.sw.report_sign)] if self.monitor else []
         extra = {"study": self.sw.name, "trial": trial.number, **values}
         try:
             return train(

@@ -76,8 +76,9 @@ class DistributedPruning(PyTorchLightningPruningCallback):
     `check_pruned()` raises `TrialPruned` on every rank alike.
     """
 
-    def __init__(self, trial: optuna.trial.Trial | None, monitor: str) -> None:
+    def __init__(self, trial: optuna.trial.Trial | None, monitor: str, sign: float = 1.0) -> None:
         super().__init__(trial, monitor)  # type: ignore[arg-type]
+        self.sign = sign  # -1: the monitor goes the other way from the study (`pruner.metric`)
         self.pruned_at: int | None = None
         self.validations = 0
 
@@ -94,7 +95,7 @@ class DistributedPruning(PyTorchLightningPruningCallback):
         if trainer.is_global_zero:
             score = trainer.callback_metrics.get(self.monitor)
             if score is not None:  # on K devices reduced over the ranks: every val example once
-                self._trial.report(float(score), step=step)
+                self._trial.report(self.sign * float(score), step=step)
                 prune = self._trial.should_prune()
         if not self.is_ddp_backend:
             if prune:
@@ -112,7 +113,7 @@ class DistributedPruning(PyTorchLightningPruningCallback):
         values = [m[self.monitor] for m in per_fold if self.monitor in m]
         if not values:
             return
-        self._trial.report(sum(values) / len(values), step=fold)
+        self._trial.report(self.sign * sum(values) / len(values), step=fold)
         if self._trial.should_prune():
             raise optuna.TrialPruned(f"Trial was pruned after fold {fold}.")
 

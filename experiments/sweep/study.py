@@ -102,6 +102,9 @@ def _describe(study: Any, sw: Sweep) -> None:
         study.set_user_attr("base_experiment_id", experiment_id(sw.base_experiment))
     if "report_unit" not in study.user_attrs:  # what a step of the intermediate values is
         study.set_user_attr("report_unit", report_unit(sw))
+    reported = sw.reported if sw.spec.pruner.metric is not None else None  # what their values are
+    if study.user_attrs.get("reported") != reported:
+        study.set_user_attr("reported", reported)
 
 
 def report_unit(sw: Sweep) -> str:
@@ -129,6 +132,8 @@ def fingerprint(sw: Sweep) -> dict[str, Any]:
     }
     if sw.spec.constraints:  # absent from studies made before constraints: their fingerprint stays
         out["constraints"] = list(sw.spec.constraints)
+    if sw.spec.pruner.metric is not None:  # the pruner compares reports: one study, one meaning of them
+        out["reported"] = sw.reported
     return out
 
 
@@ -151,6 +156,9 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append(f"the objectives were {old.get('objectives')}, now {new.get('objectives')}")
     if old.get("constraints") != new.get("constraints"):
         out.append(f"the constraints were {old.get('constraints')}, now {new.get('constraints')}")
+    if old.get("reported") != new.get("reported"):
+        was, now = (f.get("reported", "the objective") for f in (old, new))
+        out.append(f"the pruner compared {was}, now {now} (pruner.metric)")
     if old.get("base_experiment_id") != new.get("base_experiment_id"):
         out.append(
             f"the base experiment was {old.get('base_experiment_id')}, now {new.get('base_experiment_id')}"

@@ -164,7 +164,7 @@ def _follow(sw: Sweep, runs_root: Path, group: RankGroup, console: Console) -> i
         say_trial(console, group, trial.number, experiment_id(cfg), values)
         if group.share():
             continue  # rank 0 reuses a finished record of the same experiment
-        callbacks = [DistributedPruning(None, monitor)] if monitor else []
+        callbacks = [DistributedPruning(None, monitor, sw.report_sign)] if monitor else []
         try:
             train(
                 cfg,

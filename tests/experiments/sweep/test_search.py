@@ -238,6 +238,75 @@ def test_validations_inside_an_epoch_are_reports_and_a_one_epoch_trial_is_pruned
     assert pruned.state.name == "PRUNED" and max(pruned.intermediate_values) < 3
 
 
+def test_a_study_of_val_f1_can_be_pruned_on_val_loss_which_is_reported_negated(tmp_path: Path) -> None:
+    """`pruner.metric: val/loss` under a maximised val/f1: the pruner compares -val/loss at each
+    validation (Optuna's pruners compare in the study's direction), the objective stays val/f1, and the
+    tables and the study say which metric the reports are."""
+    import csv
+
+    from experiments.results.display import state_text
+    from experiments.sweep.study import open_study
+    from tests.experiments.sweep.test_sweep import study_of, sweep_cli
+
+    base = tiny_config(
+        data={"batch_size": 4}, trainer={"max_epochs": 1, "val_check_interval": 0.25, "patience": 8}
+    )
+    path = write(
+        tmp_path,
+        "byloss",
+        base=base,
+        budget={"n_trials": 2},
+        parameters={"optim.lr": {"values": [1e-9, 0.9]}},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0, "metric": "val/loss"},
+        sampler={"type": "random", "seed": 0},
+    )
+    sw = load_sweep(path)
+    assert (sw.spec.pruner.goal, sw.report_sign, sw.reported) == ("minimize", -1.0, "-val/loss")
+    pre = open_study(sw, tmp_path / "runs", sampling=False)[0]
+    pre.enqueue_trial({"optim.lr": 1e-9})  # barely moves: completes, every validation reported
+    pre.enqueue_trial({"optim.lr": 0.9})  # diverges: its loss passes the first's, pruned inside epoch 0
+    sweep_cli(str(path))
+    study = study_of(tmp_path, "byloss")
+    done, pruned = study.get_trials()
+    assert study.user_attrs["reported"] == "-val/loss"
+    assert done.state.name == "COMPLETE" and sorted(done.intermediate_values) == [0, 1, 2, 3]
+    assert pruned.state.name == "PRUNED" and max(pruned.intermediate_values) < 3
+    with (tmp_path / "runs" / done.user_attrs["experiment_id"] / "metrics.csv").open() as f:
+        losses = [float(r["val/loss"]) for r in csv.DictReader(f) if r.get("val/loss")]
+    assert [-done.intermediate_values[s] for s in range(4)] == pytest.approx(losses[:4])
+    assert 0 <= done.value <= 1  # the objective is still val/f1
+    row = {"state": "PRUNED", "user_attrs": {}, "system_attrs": {}, "constraints": None}
+    shown = state_text({**row, "intermediate_values": pruned.intermediate_values}, "validation", "-val/loss")
+    assert f"(val/loss {-pruned.intermediate_values[max(pruned.intermediate_values)]:.4g}" in shown
+
+
+def test_the_pruning_metric_is_checked_and_part_of_the_study(tmp_path: Path) -> None:
+    from experiments.sweep.study import check_unchanged, open_study
+
+    bad = write(tmp_path, "bad", pruner={"type": "hyperband", "metric": "val/auc", "goal": "maximize"})
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(bad)
+    assert any(
+        "pruner.metric: 'val/auc' is not a metric the text_classification task logs" in p
+        for p in exc.value.problems
+    )
+    lone = write(tmp_path, "lone", pruner={"type": "hyperband", "goal": "minimize"})
+    with pytest.raises(ConfigError, match="pruner.goal: it is the goal of pruner.metric"):
+        load_sweep(lone)
+    assert (
+        load_sweep(write(tmp_path, "acc", pruner={"type": "hyperband", "metric": "val/acc"})).report_sign
+        == 1.0
+    )
+    before = load_sweep(write(tmp_path, "same", pruner={"type": "hyperband"}))
+    study = open_study(before, tmp_path / "runs", sampling=False)[0]
+    check_unchanged(study, before)
+    after = load_sweep(write(tmp_path, "same", pruner={"type": "hyperband", "metric": "val/loss"}))
+    with pytest.raises(
+        EcomlabError, match=r"the pruner compared the objective, now -val/loss \(pruner.metric\)"
+    ):
+        check_unchanged(study, after)
+
+
 def test_validations_inside_an_epoch_can_use_a_seeded_subset_and_the_last_one_all_of_val() -> None:
     from types import SimpleNamespace
 
