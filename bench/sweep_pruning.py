@@ -160,11 +160,15 @@ def objective_curve(t: Any, runs: Path | None = None, metric: str | None = None)
     compared another metric (`--prune-on`), the objective read from the trial's metrics.csv at the
     same validations."""
     reports = [t.intermediate_values[s] for s in sorted(t.intermediate_values)]
-    if runs is None or metric is None:
+    if runs is None or metric is None or not reports:
         return reports
-    with (runs / t.user_attrs["experiment_id"] / "metrics.csv").open() as f:
-        values = [float(r[metric]) for r in csv.DictReader(f) if r.get(metric)]
-    return values[: len(reports)]
+    path = runs / t.user_attrs.get("experiment_id", "-") / "metrics.csv"
+    values = []
+    if path.is_file():
+        with path.open() as f:
+            values = [float(r[metric]) for r in csv.DictReader(f) if r.get(metric)]
+    # a validation whose objective cannot be read is still spent, and never reaches the target
+    return (values + [float("nan")] * len(reports))[: len(reports)]
 
 
 def epochs_to_target(

@@ -18,11 +18,11 @@ def worker_pids(under: Path) -> list[int]:
             continue
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]  # after the name
         except OSError:  # it ended while we looked
             continue
         args = [a.decode(errors="replace") for a in argv]
-        if state == "Z" or WORKER_MODULE not in args[:-1]:
+        if state == b"Z" or WORKER_MODULE not in args[:-1]:
             continue
         sweep_file = args[args.index(WORKER_MODULE) + 1]
         if sweep_file == str(under) or sweep_file.startswith(f"{under}/"):

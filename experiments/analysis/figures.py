@@ -69,9 +69,11 @@ def objective_names(study: Any) -> list[str]:
     return [m["name"] for m in (study.user_attrs.get("metrics") or [{"name": "value"}])]
 
 
-def reported_name(study: Any) -> str:
-    """What the trials' intermediate values are: the first objective, or `pruner.metric` (-val/loss)."""
-    return str(study.user_attrs.get("reported") or objective_names(study)[0])
+def reported_name(study: Any, trials: list[Any]) -> str:
+    """What the trials' intermediate values are: the first objective, or the sweep's `pruner.metric`
+    (-val/loss) that each trial names; both when a changed study holds both."""
+    names = {t.user_attrs.get("reported") or objective_names(study)[0] for t in trials}
+    return " / ".join(sorted(names)) or objective_names(study)[0]
 
 
 def report_unit(study: Any) -> str:
@@ -95,7 +97,7 @@ def _history_points(
             feasible = all(c <= 0 for c in (getattr(t, "constraints", None) or {}).values())
             if feasible and (current is None or (v > current if maximize else v < current)):
                 current = v
-        elif t.state.name == "PRUNED" and t.intermediate_values and not study.user_attrs.get("reported"):
+        elif t.state.name == "PRUNED" and t.intermediate_values and not t.user_attrs.get("reported"):
             # (with `pruner.metric` the reports are another metric, on another scale: left out here)
             pruned.append((t, t.intermediate_values[max(t.intermediate_values)]))
         if current is not None:
@@ -183,9 +185,9 @@ def history(study: Any, baseline: tuple[float, str] | None) -> Figure:
 
 
 def intermediate(study: Any) -> Figure:
-    name = reported_name(study)
     unit = report_unit(study)
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    name = reported_name(study, trials)
 
     def plotly() -> Any:
         import plotly.graph_objects as go

@@ -292,7 +292,6 @@ def runs_table(
                     "intermediate_values": t.intermediate_values,
                 },
                 unit,
-                st.user_attrs.get("reported"),
             )
             lines.append({**row, "#": t.number, "state": shown_state})
     for row in by_id.values():  # runs outside any study

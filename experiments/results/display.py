@@ -138,10 +138,10 @@ def transposed_tables(
     return tables
 
 
-def state_text(r: dict[str, Any], unit: str = "epoch", reported: str | None = None) -> str:
+def state_text(r: dict[str, Any], unit: str = "epoch") -> str:
     """A trial's state as every table shows it: a pruned trial says when and at what value it was
-    stopped (of `reported`, the study's `pruner.metric`, when it is not the objective; `-val/loss`
-    is shown as val/loss), a failed one why, an infeasible one which constraint it broke."""
+    stopped (naming the metric when its reports are the sweep's `pruner.metric`, not the objective:
+    `-val/loss` is shown as val/loss), a failed one why, an infeasible one which constraint it broke."""
     state = r["state"]
     if state == "FAIL" and (why := r["user_attrs"].get("error")):
         state += f" ({why[:40]})"
@@ -151,7 +151,7 @@ def state_text(r: dict[str, Any], unit: str = "epoch", reported: str | None = No
         elif reports := r.get("intermediate_values"):
             last = reports[max(reports)]
             shown = fmt_value(last)
-            if reported:
+            if reported := r["user_attrs"].get("reported"):
                 flip = reported.startswith("-")
                 shown = f"{reported.lstrip('-')} {fmt_value(-last if flip else last)}"
             state += f" after {len(reports)} {unit}{'s' if len(reports) > 1 else ''} ({shown})"

@@ -119,6 +119,13 @@ def finish(logger: Any | None, summary: dict[str, Any], exit_code: int = 0) -> N
     run.finish(exit_code=exit_code)
 
 
+def objective_values(trial: Any, n: int) -> list[Any]:
+    """A trial's n objective values, or None each: a pruned trial's value is its last report, which
+    under the sweep's `pruner.metric` (the trial's `reported`) is another metric's, not the objective's."""
+    other = trial.state.name != "COMPLETE" and trial.user_attrs.get("reported")
+    return list(trial.values) if trial.values and not other else [None] * n
+
+
 def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> str | None:
     """A study-level W&B run (job type `study`, in the study's group): the best parameters at the top
     level of its config, the trials table, and the parameter importances. Returns its run id."""
@@ -137,7 +144,7 @@ def log_study(study: Any, t: TrackingConfig, run_dir: Path, tags: list[str]) -> 
             tr.number,
             tr.state.name,
             *(tr.params.get(p) for p in params),
-            *(tr.values or [None] * len(names)),
+            *objective_values(tr, len(names)),
             tr.duration.total_seconds() if tr.duration else None,
             tr.user_attrs.get("experiment_id"),
         ]

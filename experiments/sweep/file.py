@@ -67,15 +67,19 @@ class PrunerSpec(_Strict):
     min_resource: int = Field(
         1,
         ge=1,
-        description="Validations (one an epoch by default) before a trial can be pruned; with hyperband or "
-        "successive_halving named, it must be below the trials' most validations (else nothing is ever pruned).",
+        description="Reports (one a validation, one an epoch by default; one a fold under cross-validation) "
+        "before a trial can be pruned; with hyperband or successive_halving named, it must be below the "
+        "trials' most reports (else nothing is ever pruned).",
     )
     max_resource: int | Literal["auto"] = Field(
-        "auto", description="Hyperband: the most validations of a trial (one an epoch by default)."
+        "auto",
+        description="Hyperband: the most reports of a trial (validations; folds under cross-validation).",
     )
     reduction_factor: int = Field(3, ge=2, description="Hyperband / successive halving: eta.")
     n_startup_trials: int = Field(2, ge=0, description="Median: trials that are never pruned.")
-    n_warmup_steps: int = Field(0, ge=0, description="Median: validations before pruning applies.")
+    n_warmup_steps: int = Field(
+        0, ge=0, description="Median: reports (validations, or folds) before pruning applies."
+    )
     metric: str | None = Field(
         None,
         description="The val/ metric the pruner compares at each validation (default: the objective), e.g. "
@@ -428,9 +432,22 @@ def _resolve_pruner(spec: SweepFile, task: str, problems: list[str], notes: list
     kind, objectives = spec.pruner.type, spec.metrics or []
     if multi and kind != "none":
         problems.append("pruner.type: Optuna cannot prune multi-objective studies; use none")
-    if kind != "none" and objectives and not objectives[0].name.startswith("val/"):
+    first = objectives[0] if objectives else None
+    if first is not None and spec.pruner.metric == first.name:  # the objective itself: the default
+        if spec.pruner.goal not in (None, first.goal):
+            problems.append(f"pruner.goal: {first.name} is the objective, whose goal is {first.goal}")
+        spec.pruner = spec.pruner.model_copy(update={"metric": None, "goal": None})
+    if (
+        kind != "none"
+        and not multi
+        and first is not None
+        and spec.pruner.metric is None
+        and first.name in allowed_metrics(task)  # (one it never logs is reported as metric.name)
+        and first.name not in per_epoch_metrics(task)
+    ):
         problems.append(
-            f"pruner.type: pruning needs a per-epoch val/ metric, not {objectives[0].name!r}; use pruner.type: none"
+            f"pruner.type: pruning needs a metric logged at every validation, and {first.name!r} is not one; "
+            "name one in pruner.metric (val/loss), or use pruner.type: none"
         )
     if (metric := spec.pruner.metric) is not None:
         logged = sorted(per_epoch_metrics(task))

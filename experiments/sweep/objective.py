@@ -153,6 +153,8 @@ class Objective:
             trial.set_user_attr("devices", os.environ["CUDA_VISIBLE_DEVICES"])
         if self.group.world > 1:
             trial.set_user_attr("ranks", self.group.world)
+        if self.sw.spec.pruner.metric is not None:  # what its reports are (and its value, if pruned)
+            trial.set_user_attr("reported", self.sw.reported)
 
     def _sampled(self, trial: Any) -> Any:
         """What the values are drawn from: on K devices rank 0's values reach every rank."""

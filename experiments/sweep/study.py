@@ -102,9 +102,6 @@ def _describe(study: Any, sw: Sweep) -> None:
         study.set_user_attr("base_experiment_id", experiment_id(sw.base_experiment))
     if "report_unit" not in study.user_attrs:  # what a step of the intermediate values is
         study.set_user_attr("report_unit", report_unit(sw))
-    reported = sw.reported if sw.spec.pruner.metric is not None else None  # what their values are
-    if study.user_attrs.get("reported") != reported:
-        study.set_user_attr("reported", reported)
 
 
 def report_unit(sw: Sweep) -> str:

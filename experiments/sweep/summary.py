@@ -178,7 +178,7 @@ def show_study(study: Any, console: Console, baseline: bool = True) -> None:
         table_rows.append(
             {
                 "#": r["number"],
-                "state": state_text(r, unit, study.user_attrs.get("reported")),
+                "state": state_text(r, unit),
                 **{m["name"]: v for m, v in zip(metrics, vals)},
                 "duration_s": r["duration_s"],
                 "experiment id": r["experiment_id"],

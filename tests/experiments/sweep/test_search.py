@@ -241,11 +241,15 @@ def test_validations_inside_an_epoch_are_reports_and_a_one_epoch_trial_is_pruned
 def test_a_study_of_val_f1_can_be_pruned_on_val_loss_which_is_reported_negated(tmp_path: Path) -> None:
     """`pruner.metric: val/loss` under a maximised val/f1: the pruner compares -val/loss at each
     validation (Optuna's pruners compare in the study's direction), the objective stays val/f1, and the
-    tables and the study say which metric the reports are."""
+    tables say which metric a pruned trial's value is."""
     import csv
 
-    from experiments.results.display import state_text
+    from rich.console import Console
+
+    from experiments.results.display import fmt_value
+    from experiments.results.tracking import objective_values
     from experiments.sweep.study import open_study
+    from experiments.sweep.summary import show_study
     from tests.experiments.sweep.test_sweep import study_of, sweep_cli
 
     base = tiny_config(
@@ -268,16 +272,20 @@ def test_a_study_of_val_f1_can_be_pruned_on_val_loss_which_is_reported_negated(t
     sweep_cli(str(path))
     study = study_of(tmp_path, "byloss")
     done, pruned = study.get_trials()
-    assert study.user_attrs["reported"] == "-val/loss"
+    assert done.user_attrs["reported"] == pruned.user_attrs["reported"] == "-val/loss"
     assert done.state.name == "COMPLETE" and sorted(done.intermediate_values) == [0, 1, 2, 3]
-    assert pruned.state.name == "PRUNED" and max(pruned.intermediate_values) < 3
+    assert pruned.state.name == "PRUNED" and max(pruned.intermediate_values) == 0
     with (tmp_path / "runs" / done.user_attrs["experiment_id"] / "metrics.csv").open() as f:
         losses = [float(r["val/loss"]) for r in csv.DictReader(f) if r.get("val/loss")]
     assert [-done.intermediate_values[s] for s in range(4)] == pytest.approx(losses[:4])
     assert 0 <= done.value <= 1  # the objective is still val/f1
-    row = {"state": "PRUNED", "user_attrs": {}, "system_attrs": {}, "constraints": None}
-    shown = state_text({**row, "intermediate_values": pruned.intermediate_values}, "validation", "-val/loss")
-    assert f"(val/loss {-pruned.intermediate_values[max(pruned.intermediate_values)]:.4g}" in shown
+    # Optuna keeps a pruned trial's last report as its value: here -val/loss, never shown as val/f1
+    assert pruned.value == pruned.intermediate_values[max(pruned.intermediate_values)] < 0
+    assert objective_values(pruned, 1) == [None] and objective_values(done, 1) == [done.value]
+    out = io.StringIO()
+    show_study(study, Console(file=out, width=250), baseline=False)
+    last_loss = -pruned.intermediate_values[max(pruned.intermediate_values)]
+    assert f"PRUNED after 1 validation (val/loss {fmt_value(last_loss)})" in out.getvalue()
 
 
 def test_the_pruning_metric_is_checked_and_part_of_the_study(tmp_path: Path) -> None:
@@ -297,6 +305,23 @@ def test_the_pruning_metric_is_checked_and_part_of_the_study(tmp_path: Path) -> 
         load_sweep(write(tmp_path, "acc", pruner={"type": "hyperband", "metric": "val/acc"})).report_sign
         == 1.0
     )
+    itself = load_sweep(write(tmp_path, "f1", pruner={"type": "hyperband", "metric": "val/f1"}))
+    assert itself.spec.pruner.metric is None and itself.report_sign == 1.0  # the objective: the default
+    backwards = write(tmp_path, "back", pruner={"type": "hyperband", "metric": "val/f1", "goal": "minimize"})
+    with pytest.raises(ConfigError, match="pruner.goal: val/f1 is the objective, whose goal is maximize"):
+        load_sweep(backwards)
+    final = write(
+        tmp_path, "final", metric={"name": "val/f1_best", "goal": "maximize"}, pruner={"type": "hyperband"}
+    )
+    with pytest.raises(ConfigError, match="'val/f1_best' is not one; name one in pruner.metric"):
+        load_sweep(final)
+    on_loss = write(
+        tmp_path,
+        "onloss",
+        metric={"name": "val/f1_best", "goal": "maximize"},
+        pruner={"type": "hyperband", "metric": "val/loss"},
+    )
+    assert load_sweep(on_loss).epoch_monitor() == "val/loss"
     before = load_sweep(write(tmp_path, "same", pruner={"type": "hyperband"}))
     study = open_study(before, tmp_path / "runs", sampling=False)[0]
     check_unchanged(study, before)
