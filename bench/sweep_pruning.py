@@ -48,7 +48,8 @@ trial (--val-check-interval 0.25 on one epoch, steps 0-3) Hyperband at 3 has its
 second and the fourth report, so a trial cut at the second rung has trained its whole epoch; at 2
 the rungs fall after the second and the third (half and three quarters of the epoch). --pruned-only skips the random side, whose draws and epochs are the
 same whatever the pruned side's options, so a variant can be compared with an earlier full run.
---prune-on val/loss sets the pruned side's `pruner.metric`: Hyperband compares the validation loss
+With --val-check-interval, early stopping's patience (the price workloads': 9) counts validations, on
+both sides alike. --prune-on val/loss sets the pruned side's `pruner.metric`: Hyperband compares the validation loss
 (reported negated to a maximised val/f1) while TPE still learns from val/f1; its curves to the target
 are then read from each trial's metrics.csv at the same validations.
 "Epochs to target" counts every epoch trained before that point, pruned trials included, up to the
