@@ -20,7 +20,7 @@ from experiments.results.storage import default_storage_url, load_study
 from experiments.sweep.file import load_sweep
 from experiments.sweep.study import open_study
 from tests.conftest import tiny_config
-from tests.processes import worker_pids
+from tests.processes import alive, worker_pids
 
 ECOMLAB = str(Path(sys.executable).parent / "ecomlab")
 
@@ -200,15 +200,6 @@ def training_trial(tmp_path: Path, storage: str, timeout: float = 180) -> optuna
         if trials and (tmp_path / "runs" / trials[0].user_attrs["experiment_id"] / "metrics.csv").exists():
             return trials[0]
     raise AssertionError("no trial started")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead (its parent is gone, init reaps it)
-        return f.read().split()[2] != "Z"
 
 
 @pytest.mark.slow  # the one-device path is in the default suite (test_chaos.py SIGKILLs workers)

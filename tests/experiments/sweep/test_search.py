@@ -208,32 +208,45 @@ def test_a_warm_start_runs_the_best_fitting_sets_of_an_earlier_study(tmp_path: P
     ]
 
 
+def one_epoch_sweep(tmp_path: Path, name: str, **spec: Any) -> Path:
+    """Two one-epoch trials validated four times each (`trainer.val_check_interval: 0.25`), pruned by
+    the median rule from the second trial on; `spec` adds to the file (`pruner` keys merge)."""
+    base = tiny_config(
+        data={"batch_size": 4}, trainer={"max_epochs": 1, "val_check_interval": 0.25, "patience": 8}
+    )
+    pruner = {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0, **spec.pop("pruner", {})}
+    return write(
+        tmp_path,
+        name,
+        base=base,
+        budget={"n_trials": 2},
+        parameters={"optim.lr": {"values": [1e-9, 0.9]}},
+        pruner=pruner,
+        sampler={"type": "random", "seed": 0},
+        **spec,
+    )
+
+
+def calm_then_diverging(tmp_path: Path, path: Path, name: str) -> optuna.Study:
+    """Run the sweep with a trial that barely moves (it completes, every validation reported) and then
+    one that diverges (its loss passes the first's, so it is pruned inside epoch 0)."""
+    from experiments.sweep.study import open_study
+    from tests.experiments.sweep.test_sweep import study_of, sweep_cli
+
+    pre = open_study(load_sweep(path), tmp_path / "runs", sampling=False)[0]
+    pre.enqueue_trial({"optim.lr": 1e-9})
+    pre.enqueue_trial({"optim.lr": 0.9})
+    sweep_cli(str(path))
+    return study_of(tmp_path, name)
+
+
 def test_validations_inside_an_epoch_are_reports_and_a_one_epoch_trial_is_pruned_mid_epoch(
     tmp_path: Path,
 ) -> None:
     """Four validations an epoch (`trainer.val_check_interval: 0.25`): each is a report to the pruner,
     so a one-epoch trial that diverges is stopped inside its only epoch."""
-    from experiments.sweep.study import open_study
-    from tests.experiments.sweep.test_sweep import study_of, sweep_cli
-
-    base = tiny_config(
-        data={"batch_size": 4}, trainer={"max_epochs": 1, "val_check_interval": 0.25, "patience": 8}
-    )
-    path = write(
-        tmp_path,
-        "inside",
-        base=base,
-        budget={"n_trials": 2},
-        metric={"name": "val/loss", "goal": "minimize"},
-        parameters={"optim.lr": {"values": [1e-9, 0.9]}},
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
-        sampler={"type": "random", "seed": 0},
-    )
-    pre = open_study(load_sweep(path), tmp_path / "runs", sampling=False)[0]
-    pre.enqueue_trial({"optim.lr": 1e-9})  # barely moves: completes, every validation reported
-    pre.enqueue_trial({"optim.lr": 0.9})  # diverges: its loss passes the first's, pruned inside epoch 0
-    sweep_cli(str(path))
-    done, pruned = study_of(tmp_path, "inside").get_trials()
+    path = one_epoch_sweep(tmp_path, "inside", metric={"name": "val/loss", "goal": "minimize"})
+    done, pruned = calm_then_diverging(tmp_path, path, "inside").get_trials()
     assert done.state.name == "COMPLETE" and sorted(done.intermediate_values) == [0, 1, 2, 3]
     assert pruned.state.name == "PRUNED" and max(pruned.intermediate_values) < 3
 
@@ -248,29 +261,12 @@ def test_a_study_of_val_f1_can_be_pruned_on_val_loss_which_is_reported_negated(t
 
     from experiments.results.display import fmt_value
     from experiments.results.tracking import objective_values
-    from experiments.sweep.study import open_study
     from experiments.sweep.summary import show_study
-    from tests.experiments.sweep.test_sweep import study_of, sweep_cli
 
-    base = tiny_config(
-        data={"batch_size": 4}, trainer={"max_epochs": 1, "val_check_interval": 0.25, "patience": 8}
-    )
-    path = write(
-        tmp_path,
-        "byloss",
-        base=base,
-        budget={"n_trials": 2},
-        parameters={"optim.lr": {"values": [1e-9, 0.9]}},
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0, "metric": "val/loss"},
-        sampler={"type": "random", "seed": 0},
-    )
+    path = one_epoch_sweep(tmp_path, "byloss", pruner={"metric": "val/loss"})
     sw = load_sweep(path)
     assert (sw.spec.pruner.goal, sw.report_sign, sw.reported) == ("minimize", -1.0, "-val/loss")
-    pre = open_study(sw, tmp_path / "runs", sampling=False)[0]
-    pre.enqueue_trial({"optim.lr": 1e-9})  # barely moves: completes, every validation reported
-    pre.enqueue_trial({"optim.lr": 0.9})  # diverges: its loss passes the first's, pruned inside epoch 0
-    sweep_cli(str(path))
-    study = study_of(tmp_path, "byloss")
+    study = calm_then_diverging(tmp_path, path, "byloss")
     done, pruned = study.get_trials()
     assert done.user_attrs["reported"] == pruned.user_attrs["reported"] == "-val/loss"
     assert done.state.name == "COMPLETE" and sorted(done.intermediate_values) == [0, 1, 2, 3]
